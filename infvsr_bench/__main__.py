@@ -1,0 +1,7 @@
+"""``python -m infvsr_bench``."""
+
+import sys
+
+from infvsr_bench.cli import main
+
+sys.exit(main())

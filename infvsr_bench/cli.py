@@ -1,0 +1,148 @@
+"""Command line: ``python -m infvsr_bench run|build|verify [overrides]`` (Hydra for configs).
+
+Names in overrides (method=, dataset=, metrics=) are checked before Hydra sees them, so a typo
+gives one 'did you mean' line; every user-facing error is one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from infvsr_bench.errors import ConfigError, InfvsrError, UnknownNameError
+from infvsr_bench.registry import did_you_mean
+
+log = logging.getLogger("infvsr_bench")
+GROUPS = ("method", "dataset", "metrics")
+USAGE = """usage: python -m infvsr_bench <command> [key=value ...]
+
+commands:
+  run      super-resolve and score every clip of a dataset   (run method=bicubic dataset=longform_mini)
+  build    build a generated benchmark dataset               (build dataset=longform_mini)
+  verify   re-check a built benchmark's checksums            (verify <folder>)
+
+Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
+"""
+
+
+def conf_dir() -> Path:
+    """The Hydra config folder: inside the installed package, or conf/ of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if (packaged / "config.yaml").exists() else Path(__file__).resolve().parents[1] / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Fail fast, in one line, on unknown config names and on unusable output folders."""
+    for item in overrides:
+        m = re.fullmatch(r"[+~]?(method|dataset|metrics)=(.*)", item)
+        if not m:
+            continue
+        group, value = m.groups()
+        names = [v.strip() for v in value.strip("[]").split(",") if v.strip()] if group == "metrics" else value.split(",")
+        known = group_options(group)
+        for name in names:
+            if name not in known:
+                kind = {"metrics": "metric"}.get(group, group)
+                raise UnknownNameError(f"unknown {kind} {name!r}; {did_you_mean(name, known)}")
+    roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
+    root = Path(roots[-1] if roots else "runs").expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
+
+
+def compose(overrides: list[str]):
+    """The resolved config for ``overrides`` without starting a Hydra job (build, verify, tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from infvsr_bench.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+def cmd_run(overrides: list[str]) -> int:
+    import hydra
+
+    from infvsr_bench.config import register_schemas
+
+    if not any(o.startswith("--") or o == "-m" for o in overrides):
+        check_overrides(overrides)
+    register_schemas()
+    status = {"code": 0}
+
+    @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+    def task(cfg) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from infvsr_bench.job import execute
+
+        try:
+            status["code"] = execute(cfg, Path(HydraConfig.get().runtime.output_dir))
+        except InfvsrError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status["code"] = 2
+
+    sys.argv = [sys.argv[0], *overrides]
+    task()
+    return status["code"]
+
+
+def cmd_build(overrides: list[str]) -> int:
+    from omegaconf import OmegaConf
+
+    from vsr_datasets.benchmark import load_dataset
+
+    check_overrides(overrides)
+    cfg = compose(overrides)
+    dataset = load_dataset(OmegaConf.to_container(cfg.dataset, resolve=True))
+    print(f"{dataset.name}: {len(dataset.clips)} clips in {dataset.root}")
+    return 0
+
+
+def cmd_verify(args: list[str]) -> int:
+    from vsr_datasets.builder import verify_benchmark
+
+    if len(args) != 1:
+        raise ConfigError("usage: python -m infvsr_bench verify <benchmark folder>")
+    problems = verify_benchmark(Path(args[0]))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{args[0]}: all checksums match")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"run": cmd_run, "build": cmd_build, "verify": cmd_verify}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command not in COMMANDS:
+            raise UnknownNameError(f"unknown command {command!r}; {did_you_mean(command, COMMANDS)}")
+        return COMMANDS[command](rest)
+    except InfvsrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished clips are saved; run the same command again to resume", file=sys.stderr)
+        return 130

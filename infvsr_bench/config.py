@@ -1,0 +1,48 @@
+"""Structured configs: the run schema registered with Hydra, and typed option parsing for registries."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from infvsr_bench.errors import ConfigError
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Top-level options of ``run``; method/dataset/metrics are validated by their own schemas."""
+
+    method: Any = None
+    dataset: Any = None
+    metrics: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    output_root: str = "runs"
+    run_name: str = "${method.name}"
+    data_root: str = "${oc.env:INFVSR_DATA,'~/.cache/infvsr_bench/datasets'}"
+    seed: int = 0
+    max_clips: Optional[int] = None
+    max_frames: Optional[int] = None
+    save_outputs: bool = False
+    output_codec: str = "ffv1"
+    overwrite: bool = False
+    progress: bool = True
+
+
+def register_schemas() -> None:
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+def from_options(cls: type, options: Mapping[str, Any], what: str) -> Any:
+    """Fill the dataclass ``cls`` from config data, with one-line errors for unknown or bad keys."""
+    options = dict(options)
+    if "_target_" in options:
+        raise ConfigError(f"{what}: '_target_' is not allowed; only registered names are instantiated")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ConfigError(f"{what}: unknown option(s) {unknown}; valid: {sorted(fields)}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None

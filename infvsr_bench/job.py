@@ -1,0 +1,100 @@
+"""One ``run`` job: config -> method, dataset, metrics -> runner -> run record and summary table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from infvsr_bench.errors import ConfigError
+from infvsr_bench.metrics import build_metric
+from infvsr_bench.results import RunStore, config_fingerprint, environment
+from infvsr_bench.runner import peak_rss_mib, run_all
+from methods.base import build_method
+from vsr_datasets.benchmark import load_dataset
+
+log = logging.getLogger("infvsr_bench")
+
+
+def _add_file_log(run_dir: Path) -> None:
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
+    """A compact per-clip table plus the clip mean, for the terminal."""
+    if clips.empty:
+        return "(no clips)"
+    cols = ["clip", "status", "frames", *[c for c in metric_columns if c in clips], "method_fps"]
+    table = clips[[c for c in cols if c in clips]].copy()
+    ok = table[table["status"] == "ok"]
+    if len(ok) > 1:
+        mean = ok.mean(numeric_only=True).to_frame().T
+        mean.insert(0, "clip", "mean")
+        mean.insert(1, "status", "")
+        table = pd.concat([table, mean], ignore_index=True)
+    table["frames"] = table["frames"].astype("Int64")
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def execute(cfg: DictConfig, run_dir: Path) -> int:
+    """Run every clip of the configured dataset through the method and metrics; 0 when all ok."""
+    try:
+        config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    except Exception as exc:  # omegaconf interpolation errors
+        raise ConfigError(f"config: {exc}".splitlines()[0]) from None
+    store = RunStore(run_dir)
+    _add_file_log(run_dir)
+    fingerprint = config_fingerprint(config)
+    store.check_resumable(fingerprint, bool(config["overwrite"]))
+
+    method = build_method(config["method"])
+    metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
+    dataset = load_dataset(config["dataset"])
+    clips = dataset.clips[: config["max_clips"]] if config["max_clips"] else dataset.clips
+    if dataset.scale != method.scale:
+        raise ConfigError(f"dataset {dataset.name} is x{dataset.scale} but method {method.name} is x{method.scale}")
+
+    record: dict[str, Any] = {
+        "format_version": 1,
+        "config": config,
+        "config_fingerprint": fingerprint,
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "method": method.info(),
+        "metrics": [m.info() for m in metrics],
+        "dataset": {"name": dataset.name, "scale": dataset.scale, "clips": [c.name for c in clips], **dataset.record},
+        "environment": environment(),
+        "status": "running",
+    }
+    store.write_record(record)
+    log.info("run %s: %d clips, method %s, metrics %s", run_dir, len(clips), method.name, [m.column for m in metrics])
+    frames, clip_table = run_all(
+        clips, method, metrics, store,
+        max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
+        output_codec=config["output_codec"], progress=bool(config["progress"]),
+    )
+    failed = int((clip_table["status"] != "ok").sum()) if not clip_table.empty else 0
+    ok = clip_table[clip_table["status"] == "ok"] if not clip_table.empty else clip_table
+    record.update(
+        {
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "status": "complete" if failed == 0 else "complete_with_failures",
+            "clips_ok": len(clip_table) - failed,
+            "clips_failed": failed,
+            "timings": {
+                "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
+                "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
+                "peak_rss_mib": peak_rss_mib(),
+            },
+        }
+    )
+    store.write_record(record)
+    print(summary_table(clip_table, [m.column for m in metrics]))
+    print(f"results: {run_dir}")
+    return 0 if failed == 0 else 1

@@ -1,0 +1,23 @@
+"""The metric catalogue: registered names -> streaming metric classes, built from config data."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from infvsr_bench.config import from_options
+from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult, PerFrameMetric
+from infvsr_bench.registry import Registry
+
+METRICS: Registry[type[Metric]] = Registry("metric")
+METRICS.register("psnr", "infvsr_bench.metrics.pixel:PSNR")
+METRICS.register("ssim", "infvsr_bench.metrics.pixel:SSIM")
+
+
+def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:
+    """Instantiate the registered metric for one config entry (``metric`` defaults to the key)."""
+    options = dict(options or {})
+    cls = METRICS.get(str(options.pop("metric", column)))
+    return cls(from_options(cls.Settings, options, f"metric {column!r}"), column=column)
+
+
+__all__ = ["METRICS", "Metric", "MetricKind", "MetricResult", "PerFrameMetric", "build_metric"]

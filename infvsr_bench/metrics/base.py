@@ -1,0 +1,97 @@
+"""The streaming metric contract (torchmetrics-style update / compute / reset) and per-frame helper."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+class MetricKind(str, Enum):
+    """What a metric needs and measures."""
+
+    FULL_REFERENCE = "FR"
+    NO_REFERENCE = "NR"
+    TEMPORAL = "temporal"
+    SEMANTIC = "semantic"
+
+
+@dataclasses.dataclass
+class MetricResult:
+    """What a metric reports for one clip: per-frame values and clip-level scalars."""
+
+    frames: pd.DataFrame  # column "frame" plus one column per per-frame value
+    scalars: dict[str, float]
+
+
+class Metric(ABC):
+    """A metric over one clip, fed chunk by chunk, holding only bounded state between chunks.
+
+    Subclasses declare ``name``, ``version``, ``kind``, ``higher_is_better`` and a ``Settings``
+    dataclass listing every option that changes the value; ``info()`` records all of them.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    kind: ClassVar[MetricKind]
+    higher_is_better: ClassVar[bool]
+    Settings: ClassVar[type]
+
+    def __init__(self, settings: Any = None, column: str | None = None) -> None:
+        self.settings = settings if settings is not None else self.Settings()
+        self.column = column or self.name
+        self.reset()
+
+    @property
+    def needs_gt(self) -> bool:
+        return self.kind == MetricKind.FULL_REFERENCE
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "metric": self.name,
+            "column": self.column,
+            "version": self.version,
+            "kind": self.kind.value,
+            "higher_is_better": self.higher_is_better,
+            "settings": dataclasses.asdict(self.settings),
+        }
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the current clip."""
+
+    @abstractmethod
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        """Consume output frames ``sr`` (T,H,W,3 uint8) starting at ``frame_index`` (GT aligned)."""
+
+    @abstractmethod
+    def compute(self) -> MetricResult:
+        """The clip's result from the state accumulated since ``reset``."""
+
+
+class PerFrameMetric(Metric):
+    """A metric that scores every frame on its own; the clip value is the mean over frames."""
+
+    def reset(self) -> None:
+        self._frames: list[int] = []
+        self._values: list[float] = []
+
+    @abstractmethod
+    def score(self, sr: np.ndarray, gt: np.ndarray | None) -> float:
+        """Score one H,W,3 uint8 frame."""
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        for i in range(sr.shape[0]):
+            self._frames.append(frame_index + i)
+            self._values.append(float(self.score(sr[i], None if gt is None else gt[i])))
+
+    def compute(self) -> MetricResult:
+        values = np.asarray(self._values, dtype=np.float64)
+        frames = pd.DataFrame({"frame": np.asarray(self._frames, dtype=np.int64), self.column: values})
+        # PSNR of identical frames is inf; the clip mean of a finite set stays the field's convention.
+        mean = float(values.mean()) if values.size else float("nan")
+        return MetricResult(frames=frames, scalars={self.column: mean})

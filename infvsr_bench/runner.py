@@ -1,0 +1,215 @@
+"""The clip loop: stream LR chunks through a method, SR + GT chunks into metrics, record results.
+
+The runner is the only place that knows methods, data and metrics together. It times the method
+alone, validates every output chunk, aligns outputs with GT by frame index, and turns a problem
+with one clip into a failed row (with the reason) while the run goes on with the other clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
+from infvsr_bench.io.readers import open_video
+from infvsr_bench.io.writers import open_writer
+from infvsr_bench.metrics import Metric
+from infvsr_bench.results import RunStore
+from methods.base import ClipInfo, Method
+from vsr_datasets.benchmark import ClipEntry
+
+log = logging.getLogger("infvsr_bench")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
+    """Validate one method output chunk; floats in [0,1] are quantised like a saved 8-bit video."""
+    if isinstance(sr, torch.Tensor):
+        sr = sr.detach().cpu().numpy()
+    if not isinstance(sr, np.ndarray):
+        raise ClipError(f"method returned {type(sr).__name__}, expected a numpy array (T,H,W,3)")
+    if sr.ndim != 4 or sr.shape[-1] != 3 or tuple(sr.shape[1:3]) != expected_hw:
+        raise ClipError(
+            f"method output has shape {tuple(sr.shape)}, expected (T, {expected_hw[0]}, {expected_hw[1]}, 3)"
+        )
+    if sr.dtype == np.uint8:
+        return sr
+    if np.issubdtype(sr.dtype, np.floating):
+        if not np.isfinite(sr).all():
+            raise ClipError("method output contains NaN or Inf")
+        return (np.clip(sr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    raise ClipError(f"method output has dtype {sr.dtype}, expected uint8 or float in [0,1]")
+
+
+@dataclass
+class ClipOutcome:
+    frames: pd.DataFrame
+    row: dict[str, Any]
+
+
+@dataclass
+class _Timer:
+    """Wall time of the method alone (CUDA-synchronised so queued kernels are counted)."""
+
+    device: torch.device
+    seconds: float = 0.0
+    _start: float = field(default=0.0, repr=False)
+
+    def __enter__(self) -> "_Timer":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds += time.perf_counter() - self._start
+
+
+def run_clip(
+    clip: ClipEntry,
+    method: Method,
+    metrics: list[Metric],
+    max_frames: int | None = None,
+    output_path: Path | None = None,
+    output_codec: str = "ffv1",
+    progress: bool = True,
+) -> ClipOutcome:
+    """Process and score one clip; raises ClipError / VideoReadError for problems with this clip."""
+    lr = open_video(clip.lr)
+    total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
+    needs_gt = any(m.needs_gt for m in metrics)
+    gt_frames: Iterator[np.ndarray] | None = None
+    if clip.gt is not None:
+        gt = open_video(clip.gt)
+        if gt.num_frames != lr.num_frames:
+            raise ClipError(f"GT has {gt.num_frames} frames but LR has {lr.num_frames}")
+        if gt.size != (lr.height * method.scale, lr.width * method.scale):
+            raise ClipError(
+                f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{method.scale} "
+                f"is {lr.width * method.scale}x{lr.height * method.scale}"
+            )
+        gt_frames = gt.iter_frames()
+    elif needs_gt:
+        names = [m.column for m in metrics if m.needs_gt]
+        raise ClipError(f"no GT for this clip, but full-reference metric(s) {names} need it")
+
+    out_hw = (lr.height * method.scale, lr.width * method.scale)
+    writer = open_writer(output_path, fps=lr.fps, codec=output_codec) if output_path else None
+    for m in metrics:
+        m.reset()
+    timer = _Timer(method.device)
+    if method.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(method.device)
+    done = 0
+    chunk_starts: list[int] = []
+
+    def consume(sr_raw: Any) -> None:
+        nonlocal done
+        if sr_raw is None:
+            return
+        sr = to_uint8_frames(sr_raw, out_hw)
+        n = sr.shape[0]
+        if done + n > total:
+            raise ClipError(f"method returned more frames than the {total} it was given")
+        gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
+        for m in metrics:
+            m.update(sr, gt_chunk if m.needs_gt else None, done)
+        if writer is not None:
+            writer.write(sr)
+        done += n
+
+    try:
+        with tqdm(total=total, desc=clip.name, unit="frame", leave=False, disable=not progress) as bar:
+            method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps))
+            start = 0
+            for chunk in lr.iter_chunks(method.chunk_size, max_frames=total):
+                chunk_starts.append(start)
+                start += len(chunk)
+                with timer:
+                    sr = method.process(chunk)
+                consume(sr)
+                bar.update(len(chunk))
+            with timer:
+                sr = method.flush()
+            consume(sr)
+        if done != total:
+            raise ClipError(f"method returned {done} frames for {total} input frames")
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+
+    frames = pd.DataFrame({"frame": np.arange(total, dtype=np.int64)})
+    row: dict[str, Any] = {"clip": clip.name, "status": "ok", "reason": None, "frames": total}
+    for m in metrics:
+        result = m.compute()
+        frames = frames.merge(result.frames, on="frame", how="left")
+        row.update(result.scalars)
+    frames.insert(0, "clip", clip.name)
+    row.update(
+        {
+            "lr_height": lr.height,
+            "lr_width": lr.width,
+            "method_seconds": timer.seconds,
+            "method_fps": total / timer.seconds if timer.seconds > 0 else float("inf"),
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_cuda_mib": (torch.cuda.max_memory_allocated(method.device) / 2**20
+                              if method.device.type == "cuda" else None),
+            "num_chunks": len(chunk_starts),
+        }
+    )
+    return ClipOutcome(frames, row)
+
+
+def run_all(
+    clips: list[ClipEntry],
+    method: Method,
+    metrics: list[Metric],
+    store: RunStore,
+    max_frames: int | None = None,
+    save_outputs: bool = False,
+    output_codec: str = "ffv1",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every unfinished clip; finished clips are skipped, failed ones retried."""
+    order = [c.name for c in clips]
+    suffix = {"png": ""}.get(output_codec, ".mkv")
+    for clip in tqdm(clips, desc=f"{method.name}", unit="clip", disable=not progress):
+        if store.is_finished(clip.name):
+            log.info("clip %s: already finished, skipped", clip.name)
+            continue
+        out = store.dir / "outputs" / f"{clip.name}{suffix}" if save_outputs else None
+        if out is not None:
+            out.parent.mkdir(exist_ok=True)
+        try:
+            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress)
+        except (ClipError, VideoReadError) as exc:
+            log.error("clip %s failed: %s", clip.name, exc)
+            store.write_clip(clip.name, None, {"clip": clip.name, "status": "failed", "reason": str(exc)})
+        except InfvsrError:
+            raise
+        except Exception as exc:  # a crash inside a method must not take the other clips down
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("clip %s failed: %s", clip.name, reason)
+            store.write_clip(clip.name, None, {"clip": clip.name, "status": "failed", "reason": reason})
+        else:
+            store.write_clip(clip.name, outcome.frames, outcome.row)
+        store.consolidate(order)
+    return store.consolidate(order)

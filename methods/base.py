@@ -1,0 +1,105 @@
+"""The streaming method contract: reset(clip) -> process(lr_chunk)* -> flush(), plus the registry.
+
+Frames cross the contract as numpy arrays (T,H,W,3): uint8 in, uint8 (or float in [0,1]) out.
+A method may return fewer or more frames than it was given; the runner aligns by frame index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from infvsr_bench.config import from_options
+from infvsr_bench.errors import ConfigError
+from infvsr_bench.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipInfo:
+    """What a method may know about the clip it is about to process (never the GT)."""
+
+    name: str
+    num_frames: int
+    lr_height: int
+    lr_width: int
+    fps: float
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"invalid device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+class Method(ABC):
+    """A video SR method fed chunk by chunk; subclasses set ``name`` and a ``Config`` dataclass."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    causal: ClassVar[bool] = True
+    # "none" (no learned weights), "pretrained", "random" or "tiny": results from random or tiny
+    # weights are labelled in every record and refused by leaderboards.
+    weights: ClassVar[str] = "none"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.scale: int = int(getattr(config, "scale", 4))
+        self.chunk_size: int = int(getattr(config, "chunk_size", 16))
+        self.device = resolve_device(getattr(config, "device", "cpu"))
+        self.dtype = torch.float32
+        if self.scale < 1 or self.chunk_size < 1:
+            raise ConfigError(f"method {self.name}: scale and chunk_size must be >= 1")
+
+    def num_parameters(self) -> int | None:
+        """Learned parameters, or None when not known (0 for classical upscalers)."""
+        return 0
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "config": dataclasses.asdict(self.config),
+            "scale": self.scale,
+            "chunk_size": self.chunk_size,
+            "causal": self.causal,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "parameters": self.num_parameters(),
+            "weights": self.weights,
+        }
+
+    def reset(self, clip: ClipInfo) -> None:
+        """Start a new clip: drop every cache."""
+        self.clip = clip
+
+    @abstractmethod
+    def process(self, lr: np.ndarray) -> np.ndarray:
+        """Super-resolve the next LR frames (T,H,W,3 uint8); may return any number of frames."""
+
+    def flush(self) -> np.ndarray | None:
+        """Frames still held at the end of the clip (None when the method holds none)."""
+        return None
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+METHODS.register("bicubic", "methods.classical:Bicubic")
+METHODS.register("lanczos", "methods.classical:Lanczos")
+METHODS.register("precomputed", "methods.precomputed:Precomputed")
+
+
+def build_method(options: Mapping[str, Any]) -> Method:
+    """Instantiate the registered method named by ``options['name']`` with the other options."""
+    options = dict(options)
+    name = str(options.pop("name", ""))
+    cls = METHODS.get(name)
+    return cls(from_options(cls.Config, options, f"method {name!r}"))

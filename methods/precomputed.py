@@ -1,0 +1,74 @@
+"""Score outputs produced elsewhere (FlashVSR, SeedVR2, ...): a folder mapping clip names to files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from infvsr_bench.errors import ClipError, ConfigError
+from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
+from methods.base import ClipInfo, Method
+
+
+@dataclasses.dataclass
+class PrecomputedConfig:
+    root: str = ""
+    # Where a clip's output lives, relative to root: a frame folder or a video; "{clip}" is the name.
+    pattern: str = "{clip}"
+    scale: int = 4
+    chunk_size: int = 32
+    device: str = "cpu"
+    label: str = "precomputed"
+
+
+class Precomputed(Method):
+    """Replays stored SR frames in step with the LR stream, after checking count and size."""
+
+    name = "precomputed"
+    Config = PrecomputedConfig
+    causal = False
+    weights = "external"
+
+    def __init__(self, config: PrecomputedConfig) -> None:
+        super().__init__(config)
+        if not config.root:
+            raise ConfigError("method 'precomputed' needs method.root=<folder of outputs>")
+        self.root = Path(config.root).expanduser()
+        if not self.root.is_dir():
+            raise ConfigError(f"method 'precomputed': root {self.root} is not a folder")
+
+    def num_parameters(self) -> int | None:
+        return None
+
+    def locate(self, clip: str) -> Path:
+        base = self.root / self.config.pattern.format(clip=clip)
+        if base.exists():
+            return base
+        for suffix in sorted(VIDEO_SUFFIXES):
+            if base.with_name(base.name + suffix).exists():
+                return base.with_name(base.name + suffix)
+        raise ClipError(f"no precomputed output for clip {clip!r} at {base}[.mp4|.mkv|...]")
+
+    def reset(self, clip: ClipInfo) -> None:
+        super().reset(clip)
+        reader: VideoReader = open_video(self.locate(clip.name), fps=clip.fps)
+        want = (clip.lr_height * self.scale, clip.lr_width * self.scale)
+        if reader.num_frames != clip.num_frames:
+            raise ClipError(
+                f"precomputed output {reader.path} has {reader.num_frames} frames, LR has {clip.num_frames}"
+            )
+        if reader.size != want:
+            raise ClipError(
+                f"precomputed output {reader.path} is {reader.width}x{reader.height}, "
+                f"expected {want[1]}x{want[0]} (x{self.scale} of LR)"
+            )
+        self._frames: Iterator[np.ndarray] = reader.iter_frames()
+
+    def process(self, lr: np.ndarray) -> np.ndarray:
+        return np.stack([next(self._frames) for _ in range(lr.shape[0])])
+
+
+

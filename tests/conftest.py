@@ -1,0 +1,57 @@
+"""Shared fixtures: small real clips written to disk, and the path to ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def real_frames(n: int, size: tuple[int, int] = (64, 96), seed: int = 0) -> np.ndarray:
+    """``n`` frames panning smoothly over a real photograph (skimage astronaut), uint8 (n,H,W,3)."""
+    from skimage import data
+
+    img = data.astronaut()
+    h, w = size
+    rng = np.random.default_rng(seed)
+    y0, x0 = rng.integers(0, 100, size=2)
+    return np.stack([img[y0 + t % 200: y0 + t % 200 + h, x0 + (2 * t) % 200: x0 + (2 * t) % 200 + w] for t in range(n)])
+
+
+def write_clip(path: Path, frames: np.ndarray) -> Path:
+    from infvsr_bench.io.writers import open_writer
+
+    w = open_writer(path, fps=25.0)
+    w.write(frames)
+    w.close()
+    return path
+
+
+def downscale(frames: np.ndarray, scale: int = 4) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    y = F.interpolate(x, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
+    return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path):
+    """A user-layout dataset (LR/ + GT/) with three short real clips; returns a builder."""
+
+    def make(lengths=(24, 30, 20), size=(64, 96)) -> Path:
+        root = tmp_path / "data"
+        for i, n in enumerate(lengths):
+            gt = real_frames(n, size, seed=i)
+            write_clip(root / "GT" / f"clip{i}.mkv", gt)
+            write_clip(root / "LR" / f"clip{i}.mkv", downscale(gt))
+        return root
+
+    return make

@@ -1,0 +1,116 @@
+"""Datasets as the runner sees them: a list of clips (LR path, optional GT path) plus a convention.
+
+Kinds are registered: ``generated`` benchmarks build themselves on first use from a recipe held in
+the config (data, not code); ``folder`` reads a user tree ``root/LR/<clip>`` + ``root/GT/<clip>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from infvsr_bench.config import from_options
+from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.readers import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from infvsr_bench.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipEntry:
+    """One clip of a dataset: where its LR (input) and GT (reference, optional) frames live."""
+
+    name: str
+    lr: Path
+    gt: Path | None
+
+
+@dataclasses.dataclass
+class Dataset:
+    name: str
+    root: Path
+    scale: int
+    clips: list[ClipEntry]
+    record: dict[str, Any]  # what the run record keeps about the data (manifest hash, kind, ...)
+
+
+@dataclasses.dataclass
+class GeneratedConfig:
+    """A benchmark built from shipped media by a recipe; rebuilt identically from the same recipe."""
+
+    name: str
+    root: str
+    kind: str = "generated"
+    version: int = 1
+    scale: int = 4
+    seed: int = 0
+    storage: str = "ffv1"
+    degradation: dict = dataclasses.field(default_factory=lambda: {"type": "bicubic"})
+    clips: list = dataclasses.field(default_factory=list)
+    convention: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class FolderConfig:
+    """A user's tree: ``root/<lr_dir>/<clip>`` and optionally ``root/<gt_dir>/<clip>`` (videos or frame folders)."""
+
+    name: str
+    root: str
+    kind: str = "folder"
+    scale: int = 4
+    lr_dir: str = "LR"
+    gt_dir: str = "GT"
+    convention: dict = dataclasses.field(default_factory=dict)
+
+
+def _clip_items(folder: Path) -> dict[str, Path]:
+    """Clip name -> path for every video file or frame folder directly inside ``folder``."""
+    items: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
+            items[p.name] = p
+        elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+            items[p.stem] = p
+    return items
+
+
+def load_folder(cfg: FolderConfig) -> Dataset:
+    root = Path(cfg.root).expanduser()
+    lr_root, gt_root = root / cfg.lr_dir, root / cfg.gt_dir
+    if not lr_root.is_dir():
+        raise ConfigError(f"dataset {cfg.name!r}: no LR folder at {lr_root}")
+    lr = _clip_items(lr_root)
+    if not lr:
+        raise ConfigError(f"dataset {cfg.name!r}: {lr_root} holds no videos or frame folders")
+    gt = _clip_items(gt_root) if gt_root.is_dir() else {}
+    if gt:
+        missing = sorted(set(lr) - set(gt))
+        if missing:
+            raise ConfigError(f"dataset {cfg.name!r}: GT missing for clip(s) {missing[:5]} in {gt_root}")
+    clips = [ClipEntry(name, lr[name], gt.get(name)) for name in lr]
+    return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "folder", "root": str(root)})
+
+
+def load_generated(cfg: GeneratedConfig) -> Dataset:
+    from vsr_datasets.builder import build_benchmark, manifest_matches
+
+    root = Path(cfg.root).expanduser()
+    recipe = dataclasses.asdict(cfg)
+    if not manifest_matches(root, recipe):
+        build_benchmark(recipe, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"]) for c in manifest["clips"]]
+    return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "generated", "root": str(root),
+                                                       "recipe_sha256": manifest["recipe_sha256"]})
+
+
+DATASET_KINDS: Registry[tuple[type, Callable[[Any], Dataset]]] = Registry("dataset kind")
+DATASET_KINDS.register("generated", (GeneratedConfig, load_generated))
+DATASET_KINDS.register("folder", (FolderConfig, load_folder))
+
+
+def load_dataset(options: Mapping[str, Any]) -> Dataset:
+    """Resolve a dataset config (data) to its clips, building a generated benchmark if needed."""
+    schema, loader = DATASET_KINDS.get(str(options.get("kind", "generated")))
+    return loader(from_options(schema, options, f"dataset {options.get('name')!r}"))

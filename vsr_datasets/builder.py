@@ -1,0 +1,171 @@
+"""Build a benchmark folder from a recipe: stream source frames -> GT writer + degradation -> LR writer.
+
+Everything is written into a temporary sibling folder and renamed when complete, so an interrupted
+build never leaves a folder that looks finished. ``manifest.json`` records every clip's source,
+degradation parameters, seeds, sizes and the sha256 of every stored file; ``verify`` re-checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from infvsr_bench.errors import ConfigError, InfvsrError
+from infvsr_bench.io.writers import open_writer
+
+MANIFEST_VERSION = 1
+STORAGE_SUFFIX = {"ffv1": ".mkv", "x264rgb": ".mkv", "png": ""}
+
+
+def recipe_sha256(recipe: dict[str, Any]) -> str:
+    """Hash of what determines the content (the root folder is not part of it)."""
+    content = {k: v for k, v in recipe.items() if k != "root"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def manifest_matches(root: Path, recipe: dict[str, Any]) -> bool:
+    """True when ``root`` holds a finished build of exactly this recipe."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("recipe_sha256") == recipe_sha256(recipe)
+
+
+def clip_seed(seed: int, clip: str) -> int:
+    """A per-clip seed that does not depend on clip order."""
+    return (seed * 1_000_003 + zlib.crc32(clip.encode())) % (2**31)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_sha256(path: Path) -> dict[str, str]:
+    """sha256 of a file, or of every file of a frame folder, keyed by path relative to ``path``."""
+    if path.is_file():
+        return {".": file_sha256(path)}
+    return {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    buf: list[np.ndarray] = []
+    for f in frames:
+        buf.append(f)
+        if len(buf) == size:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
+def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Write one clip's GT and LR under ``out/<name>/`` and return its manifest entry."""
+    from vsr_datasets.degradations import build_degradation
+    from vsr_datasets.sources import build_source
+
+    name = clip["name"]
+    seed = clip_seed(int(recipe["seed"]), name)
+    source = build_source(clip["source"], seed=seed)
+    degradation = build_degradation(clip.get("degradation", recipe["degradation"]), int(recipe["scale"]))
+    degradation.reset(seed)
+    suffix = STORAGE_SUFFIX.get(recipe["storage"])
+    if suffix is None:
+        raise ConfigError(f"unknown storage {recipe['storage']!r}; available: {sorted(STORAGE_SUFFIX)}")
+    codec = recipe["storage"] if suffix else "ffv1"
+    gt_rel, lr_rel = f"{name}/GT{suffix}", f"{name}/LR{suffix}"
+    (out / name).mkdir(parents=True, exist_ok=True)
+    gt_w = open_writer(out / gt_rel, fps=source.fps, codec=codec)
+    lr_w = open_writer(out / lr_rel, fps=source.fps, codec=codec)
+    n_lr = 0
+    with gt_w, lr_w, tqdm(total=source.num_frames, desc=f"build {name}", unit="frame", leave=False) as bar:
+        for chunk in _chunks(source.frames(), 16):
+            gt_w.write(chunk)
+            lr = degradation.apply(chunk)
+            lr_w.write(lr)
+            n_lr += len(lr)
+            bar.update(len(chunk))
+        rest = degradation.flush()
+        if len(rest):
+            lr_w.write(rest)
+            n_lr += len(rest)
+    if gt_w.frames_written != n_lr:
+        raise InfvsrError(f"clip {name}: degradation returned {n_lr} LR frames for {gt_w.frames_written} GT frames")
+    h, w = source.size
+    scale = int(recipe["scale"])
+    return {
+        "name": name,
+        "frames": gt_w.frames_written,
+        "fps": source.fps,
+        "hr_size": [h, w],
+        "lr_size": [h // scale, w // scale],
+        "scale": scale,
+        "seed": seed,
+        "source": source.spec(),
+        "degradation": degradation.spec(),
+        "gt": {"path": gt_rel, **gt_w.record(), "sha256": tree_sha256(out / gt_rel)},
+        "lr": {"path": lr_rel, **lr_w.record(), "sha256": tree_sha256(out / lr_rel)},
+    }
+
+
+def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
+    """Build the whole benchmark into a temp folder next to ``root``, then rename it into place."""
+    root = Path(root).expanduser()
+    if not recipe.get("clips"):
+        raise ConfigError(f"dataset {recipe.get('name')!r} has no clips to build")
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create dataset folder {root.parent}: {exc.strerror}") from None
+    tmp = root.with_name(f".{root.name}.building-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        entries = [build_clip(dict(c), recipe, tmp) for c in tqdm(recipe["clips"], desc=f"build {recipe['name']}", unit="clip")]
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "name": recipe["name"],
+            "recipe": {k: v for k, v in recipe.items() if k != "root"},
+            "recipe_sha256": recipe_sha256(recipe),
+            "clips": entries,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def verify_benchmark(root: Path) -> list[str]:
+    """Re-hash every stored file against the manifest; returns the problems (empty when all match)."""
+    root = Path(root)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        return [f"{root / 'manifest.json'}: unreadable ({exc})"]
+    problems: list[str] = []
+    for clip in manifest["clips"]:
+        for side in ("gt", "lr"):
+            entry = clip[side]
+            path = root / entry["path"]
+            if not path.exists():
+                problems.append(f"clip {clip['name']}: {side.upper()} missing at {path}")
+                continue
+            actual = tree_sha256(path)
+            bad = sorted(k for k in set(entry["sha256"]) | set(actual) if entry["sha256"].get(k) != actual.get(k))
+            if bad:
+                problems.append(f"clip {clip['name']}: {side.upper()} checksum mismatch in {path} ({bad[:3]})")
+    return problems
