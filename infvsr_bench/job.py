@@ -32,14 +32,18 @@ def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
     if clips.empty:
         return "(no clips)"
     cols = ["clip", "status", "frames", *[c for c in metric_columns if c in clips], "method_fps"]
+    if (clips["status"] != "ok").any():
+        cols.append("reason")
     table = clips[[c for c in cols if c in clips]].copy()
     ok = table[table["status"] == "ok"]
     if len(ok) > 1:
         mean = ok.mean(numeric_only=True).to_frame().T
+        mean["frames"] = ok["frames"].sum()  # the mean row counts all frames
         mean.insert(0, "clip", "mean")
         mean.insert(1, "status", "")
         table = pd.concat([table, mean], ignore_index=True)
-    table["frames"] = table["frames"].astype("Int64")
+    if "frames" in table:
+        table["frames"] = table["frames"].astype("Int64")
     return table.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 

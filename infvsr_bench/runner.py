@@ -178,6 +178,10 @@ def run_clip(
     return ClipOutcome(frames, row)
 
 
+def failed_row(clip: str, reason: str) -> dict[str, Any]:
+    return {"clip": clip, "status": "failed", "reason": reason, "frames": None}
+
+
 def run_all(
     clips: list[ClipEntry],
     method: Method,
@@ -202,13 +206,13 @@ def run_all(
             outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress)
         except (ClipError, VideoReadError) as exc:
             log.error("clip %s failed: %s", clip.name, exc)
-            store.write_clip(clip.name, None, {"clip": clip.name, "status": "failed", "reason": str(exc)})
+            store.write_clip(clip.name, None, failed_row(clip.name, str(exc)))
         except InfvsrError:
             raise
         except Exception as exc:  # a crash inside a method must not take the other clips down
             reason = f"{type(exc).__name__}: {exc}"
             log.error("clip %s failed: %s", clip.name, reason)
-            store.write_clip(clip.name, None, {"clip": clip.name, "status": "failed", "reason": reason})
+            store.write_clip(clip.name, None, failed_row(clip.name, reason))
         else:
             store.write_clip(clip.name, outcome.frames, outcome.row)
         store.consolidate(order)

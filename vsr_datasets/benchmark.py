@@ -83,11 +83,8 @@ def load_folder(cfg: FolderConfig) -> Dataset:
     lr = _clip_items(lr_root)
     if not lr:
         raise ConfigError(f"dataset {cfg.name!r}: {lr_root} holds no videos or frame folders")
+    # A clip without GT stays in the list: full-reference metrics then fail that clip alone.
     gt = _clip_items(gt_root) if gt_root.is_dir() else {}
-    if gt:
-        missing = sorted(set(lr) - set(gt))
-        if missing:
-            raise ConfigError(f"dataset {cfg.name!r}: GT missing for clip(s) {missing[:5]} in {gt_root}")
     clips = [ClipEntry(name, lr[name], gt.get(name)) for name in lr]
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "folder", "root": str(root)})
 

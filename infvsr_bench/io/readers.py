@@ -127,7 +127,7 @@ class PyAVReader(VideoReader):
                 self.width = stream.codec_context.width
                 self.height = stream.codec_context.height
                 self.fps = float(stream.average_rate or stream.guessed_rate or 25.0)
-                self.num_frames = stream.frames or self._count_frames(container)
+                self.num_frames = stream.frames or self._count_frames(container, self.fps)
                 self.codec = stream.codec_context.name
                 self.pix_fmt = stream.codec_context.pix_fmt
         except VideoReadError:
@@ -137,11 +137,14 @@ class PyAVReader(VideoReader):
         if not self.width or not self.height or self.num_frames == 0:
             raise VideoReadError(f"{self.path}: video has no decodable frames")
 
-    @staticmethod
-    def _count_frames(container) -> int:
-        # Containers such as MKV do not store a frame count: count packets (no decoding).
+    def _count_frames(self, container, fps: float) -> int:
+        """Containers such as MKV store no frame count: count packets (no decoding), and compare
+        with the duration in the header to catch files cut short."""
         n = sum(1 for p in container.demux(video=0) if p.size)
-        container.seek(0)
+        if container.duration:
+            expected = round(container.duration / 1e6 * fps)
+            if n < expected - 1:
+                raise VideoReadError(f"{self.path}: truncated video, {n} of {expected} frames present")
         return n
 
     def iter_frames(self) -> Iterator[np.ndarray]:
