@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from infvsr_bench.config import from_options
 from infvsr_bench.errors import ConfigError
@@ -50,6 +50,9 @@ class GeneratedConfig:
     clips: list = dataclasses.field(default_factory=list)
     convention: dict = dataclasses.field(default_factory=dict)
 
+    def load(self) -> "Dataset":
+        return _load_generated(self)
+
 
 @dataclasses.dataclass
 class FolderConfig:
@@ -63,6 +66,9 @@ class FolderConfig:
     gt_dir: str = "GT"
     convention: dict = dataclasses.field(default_factory=dict)
 
+    def load(self) -> "Dataset":
+        return _load_folder(self)
+
 
 def _clip_items(folder: Path) -> dict[str, Path]:
     """Clip name -> path for every video file or frame folder directly inside ``folder``."""
@@ -75,7 +81,7 @@ def _clip_items(folder: Path) -> dict[str, Path]:
     return items
 
 
-def load_folder(cfg: FolderConfig) -> Dataset:
+def _load_folder(cfg: FolderConfig) -> Dataset:
     root = Path(cfg.root).expanduser()
     lr_root, gt_root = root / cfg.lr_dir, root / cfg.gt_dir
     if not lr_root.is_dir():
@@ -89,7 +95,7 @@ def load_folder(cfg: FolderConfig) -> Dataset:
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "folder", "root": str(root)})
 
 
-def load_generated(cfg: GeneratedConfig) -> Dataset:
+def _load_generated(cfg: GeneratedConfig) -> Dataset:
     from vsr_datasets.builder import build_benchmark, manifest_matches
 
     root = Path(cfg.root).expanduser()
@@ -102,12 +108,14 @@ def load_generated(cfg: GeneratedConfig) -> Dataset:
                                                        "recipe_sha256": manifest["recipe_sha256"]})
 
 
-DATASET_KINDS: Registry[tuple[type, Callable[[Any], Dataset]]] = Registry("dataset kind")
-DATASET_KINDS.register("generated", (GeneratedConfig, load_generated))
-DATASET_KINDS.register("folder", (FolderConfig, load_folder))
+# Each kind's config dataclass has a ``load() -> Dataset`` method.
+DATASET_KINDS: Registry[type] = Registry("dataset kind")
+DATASET_KINDS.register("generated", GeneratedConfig)
+DATASET_KINDS.register("folder", FolderConfig)
+DATASET_KINDS.register("public", "vsr_datasets.public:PublicConfig")
 
 
 def load_dataset(options: Mapping[str, Any]) -> Dataset:
     """Resolve a dataset config (data) to its clips, building a generated benchmark if needed."""
-    schema, loader = DATASET_KINDS.get(str(options.get("kind", "generated")))
-    return loader(from_options(schema, options, f"dataset {options.get('name')!r}"))
+    schema = DATASET_KINDS.get(str(options.get("kind", "generated")))
+    return from_options(schema, options, f"dataset {options.get('name')!r}").load()
