@@ -23,6 +23,7 @@ commands:
   run      super-resolve and score every clip of a dataset   (run method=bicubic dataset=longform_mini)
   build    build a generated benchmark dataset               (build dataset=longform_mini)
   verify   re-check a built benchmark's checksums            (verify <folder>)
+  download fetch pretrained files explicitly (online)        (download infvsr [weights_dir=<folder>])
 
 Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 """
@@ -51,6 +52,7 @@ def check_overrides(overrides: list[str]) -> None:
             if name not in known:
                 kind = {"metrics": "metric"}.get(group, group)
                 raise UnknownNameError(f"unknown {kind} {name!r}; {did_you_mean(name, known)}")
+    _preflight_weights(overrides)
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
     root = Path(roots[-1] if roots else "runs").expanduser()
     try:
@@ -60,6 +62,20 @@ def check_overrides(overrides: list[str]) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
+
+
+def _last(overrides: list[str], key: str) -> str | None:
+    values = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")]
+    return values[-1] if values else None
+
+
+def _preflight_weights(overrides: list[str]) -> None:
+    """A method whose weights are missing fails here, in well under a second (no torch import)."""
+    from infvsr_bench.weights import GROUPS, preflight
+
+    method = _last(overrides, "method")
+    if method in GROUPS:
+        preflight(method, _last(overrides, "method.weights_dir"))
 
 
 def compose(overrides: list[str]):
@@ -127,7 +143,24 @@ def cmd_verify(args: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"run": cmd_run, "build": cmd_build, "verify": cmd_verify}
+def cmd_download(args: list[str]) -> int:
+    """Explicitly fetch a group of pretrained files (never done implicitly)."""
+    from infvsr_bench.weights import GROUPS, download, group_dir
+
+    if not args or args[0].startswith("weights_dir="):
+        raise ConfigError(f"usage: python -m infvsr_bench download <group> [weights_dir=<folder>]; groups: {sorted(GROUPS)}")
+    group = args[0]
+    if group not in GROUPS:
+        raise UnknownNameError(f"unknown weights group {group!r}; {did_you_mean(group, GROUPS)}")
+    folder = group_dir(group, _last(args[1:], "weights_dir"))
+    for name, path in download(GROUPS[group], folder).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": cmd_run, "build": cmd_build, "verify": cmd_verify, "download": cmd_download,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

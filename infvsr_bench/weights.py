@@ -62,14 +62,36 @@ def locate(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:
         if path.is_file():
             found[f.filename] = path
         else:
-            where = f"huggingface.co/{f.repo_id}" if f.repo_id else f.source
-            missing.append(f"{f.filename} ({f.source}; {where})")
+            where = f"; huggingface.co/{f.repo_id}" if f.repo_id else ""
+            missing.append(f"{f.filename} ({f.source}{where})")
     if missing:
         raise WeightsMissingError(
             f"missing pretrained file(s) in {folder}: " + "; ".join(missing)
             + ". Put them there, set INFVSR_WEIGHTS, or run `python -m infvsr_bench download <group>` online"
         )
     return found
+
+
+SEESR = "the SeeSR release (cswry/SeeSR, preset/models)"
+# The catalogue of pretrained files, by group; each group lives in <weights folder>/<group>/.
+GROUPS: dict[str, tuple[WeightFile, ...]] = {
+    "infvsr": (
+        WeightFile("InfVSR.ckpt", "zzqingz/InfVSR", "InfVSR DiT, the authors' release"),
+        WeightFile("Wan2.1_VAE.pth", "Wan-AI/Wan2.1-T2V-1.3B", "Wan2.1 VAE"),
+        WeightFile("ram_swin_large_14m.pth", "", f"RAM Swin-L from {SEESR}"),
+        WeightFile("DAPE.pth", "", f"DAPE LoRA from {SEESR}"),
+    ),
+}
+
+
+def group_dir(group: str, option: str | None = None) -> Path:
+    """Folder of a group's files: an explicit folder option wins, else <weights folder>/<group>."""
+    return Path(option).expanduser() if option else weights_dir() / group
+
+
+def preflight(group: str, option: str | None = None) -> dict[str, Path]:
+    """Cheap check (no torch import) that a group's files are present: the CLI runs it first."""
+    return locate(GROUPS[group], group_dir(group, option))
 
 
 def recorded_checksums(folder: Path) -> dict[str, str]:
@@ -100,6 +122,17 @@ def verify(files: Iterable[WeightFile], paths: dict[str, Path]) -> None:
             raise InfvsrError(f"{paths[f.filename]}: sha256 does not match the published file; re-download it")
 
 
+def _check_online(host: str = "huggingface.co", timeout: float = 3.0) -> None:
+    """Fail in seconds, not after the hub client's retries, when the hub cannot be reached."""
+    import socket
+
+    endpoint = os.environ.get("HF_ENDPOINT", f"https://{host}").split("//")[-1].split("/")[0]
+    try:
+        socket.create_connection((endpoint, 443), timeout=timeout).close()
+    except OSError as exc:
+        raise InfvsrError(f"offline: cannot reach {endpoint} ({exc.strerror or exc}); copy the files by hand") from None
+
+
 def download(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:
     """Fetch missing files from their Hugging Face repos into ``folder`` (explicit, never implicit)."""
     if os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -107,6 +140,7 @@ def download(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    _check_online()
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for f in files:

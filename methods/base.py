@@ -95,6 +95,7 @@ METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("bicubic", "methods.classical:Bicubic")
 METHODS.register("lanczos", "methods.classical:Lanczos")
 METHODS.register("precomputed", "methods.precomputed:Precomputed")
+METHODS.register("infvsr", "methods.infvsr.adapter:InfVSR")
 
 
 def build_method(options: Mapping[str, Any]) -> Method:

@@ -16,15 +16,9 @@ import torch
 from torch import nn
 
 from infvsr_bench.errors import InfvsrError
-from infvsr_bench.weights import WeightFile, checksum, locate
+from infvsr_bench.weights import GROUPS, WeightFile, checksum, locate
 
-SEESR = "the SeeSR release (cswry/SeeSR, preset/models)"
-FILES: dict[str, WeightFile] = {
-    "dit": WeightFile("InfVSR.ckpt", "zzqingz/InfVSR", "InfVSR DiT, the authors' release"),
-    "vae": WeightFile("Wan2.1_VAE.pth", "Wan-AI/Wan2.1-T2V-1.3B", "Wan2.1 VAE"),
-    "ram": WeightFile("ram_swin_large_14m.pth", "", f"RAM Swin-L from {SEESR}"),
-    "dape": WeightFile("DAPE.pth", "", f"DAPE LoRA from {SEESR}"),
-}
+FILES: dict[str, WeightFile] = dict(zip(("dit", "vae", "ram", "dape"), GROUPS["infvsr"]))
 
 
 class CheckpointError(InfvsrError):
