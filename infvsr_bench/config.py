@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-from hydra.core.config_store import ConfigStore
-
 from infvsr_bench.errors import ConfigError
 
 
@@ -30,6 +28,8 @@ class RunConfig:
 
 
 def register_schemas() -> None:
+    from hydra.core.config_store import ConfigStore  # only the CLI needs Hydra
+
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
 
 

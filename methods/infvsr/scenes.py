@@ -53,9 +53,11 @@ class SceneChunker:
 
     def reset(self) -> None:
         """Start a new video."""
-        from scenedetect import ContentDetector
+        self._detector = None
+        if self.detect:
+            from scenedetect import ContentDetector
 
-        self._detector = ContentDetector(threshold=self.threshold) if self.detect else None
+            self._detector = ContentDetector(threshold=self.threshold)
         self._delay = self._detector.event_buffer_length if self._detector else 0
         self._pending: deque[np.ndarray] = deque()
         self._pending_start = 0  # index of the first pending frame
