@@ -138,7 +138,7 @@ class RunStore:
             )
         shutil.rmtree(self.clips_dir)
         self.clips_dir.mkdir()
-        for name in ("frames", "clips"):
+        for name in ("frames", "clips", "curves"):
             for suffix in (".parquet", ".csv"):
                 (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
 
@@ -152,32 +152,39 @@ class RunStore:
         row = self.clip_row(clip)
         return row is not None and row.get("status") == "ok"
 
-    def write_clip(self, clip: str, frames: pd.DataFrame | None, row: dict[str, Any]) -> None:
-        """Per-frame values first, the clip row last: the row's presence means the clip is done."""
+    def write_clip(self, clip: str, frames: pd.DataFrame | None, row: dict[str, Any],
+                   curves: pd.DataFrame | None = None) -> None:
+        """Per-frame values and curves first, the clip row last: its presence means the clip is done."""
         folder = self.clips_dir / safe_name(clip)
         folder.mkdir(exist_ok=True)
-        frames_path = folder / "frames.parquet"
-        if frames is not None:
-            write_table(frames, frames_path, csv=False)
-        else:
-            frames_path.unlink(missing_ok=True)
+        for name, table in (("frames", frames), ("curves", curves)):
+            path = folder / f"{name}.parquet"
+            if table is not None:
+                write_table(table, path, csv=False)
+            else:
+                path.unlink(missing_ok=True)
         write_json(folder / "clip.json", row, sort_keys=False)
 
     def consolidate(self, clip_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Rebuild the run-level tables from the finished clips, in dataset order."""
-        rows, frames = [], []
+        rows, frames, curves = [], [], []
         for clip in clip_order:
             row = self.clip_row(clip)
             if row is None:
                 continue
             rows.append(row)
-            path = self.clips_dir / safe_name(clip) / "frames.parquet"
-            if row.get("status") == "ok" and path.exists():
-                frames.append(pd.read_parquet(path))
+            folder = self.clips_dir / safe_name(clip)
+            if row.get("status") == "ok":
+                if (folder / "frames.parquet").exists():
+                    frames.append(pd.read_parquet(folder / "frames.parquet"))
+                if (folder / "curves.parquet").exists():
+                    curves.append(pd.read_parquet(folder / "curves.parquet"))
         clips_df = pd.DataFrame(rows)
         frames_df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["clip", "frame"])
         write_table(clips_df, self.dir / "clips.parquet")
         write_table(frames_df, self.dir / "frames.parquet")
+        if curves:
+            write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
         return frames_df, clips_df
 
     def write_record(self, record: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
 class ClipOutcome:
     frames: pd.DataFrame
     row: dict[str, Any]
+    curves: pd.DataFrame | None = None
 
 
 @dataclass
@@ -158,11 +159,18 @@ def run_clip(
 
     frames = pd.DataFrame({"frame": np.arange(total, dtype=np.int64)})
     row: dict[str, Any] = {"clip": clip.name, "status": "ok", "reason": None, "frames": total}
+    layout = method.chunk_layout() or chunk_starts
+    curves = []
     for m in metrics:
+        if m.needs_chunk_layout:
+            m.set_chunk_starts(layout)
         result = m.compute()
         frames = frames.merge(result.frames, on="frame", how="left")
         row.update(result.scalars)
+        if result.curves is not None and len(result.curves):
+            curves.append(result.curves.assign(metric=m.column))
     frames.insert(0, "clip", clip.name)
+    curve_table = pd.concat(curves, ignore_index=True).assign(clip=clip.name) if curves else None
     row.update(
         {
             "lr_height": lr.height,
@@ -172,10 +180,10 @@ def run_clip(
             "peak_rss_mib": peak_rss_mib(),
             "peak_cuda_mib": (torch.cuda.max_memory_allocated(method.device) / 2**20
                               if method.device.type == "cuda" else None),
-            "num_chunks": len(chunk_starts),
+            "num_chunks": len(layout),
         }
     )
-    return ClipOutcome(frames, row)
+    return ClipOutcome(frames, row, curve_table)
 
 
 def failed_row(clip: str, reason: str) -> dict[str, Any]:
@@ -214,6 +222,6 @@ def run_all(
             log.error("clip %s failed: %s", clip.name, reason)
             store.write_clip(clip.name, None, failed_row(clip.name, reason))
         else:
-            store.write_clip(clip.name, outcome.frames, outcome.row)
+            store.write_clip(clip.name, outcome.frames, outcome.row, outcome.curves)
         store.consolidate(order)
     return store.consolidate(order)

@@ -90,6 +90,11 @@ class Method(ABC):
         """Frames still held at the end of the clip (None when the method holds none)."""
         return None
 
+    def chunk_layout(self) -> list[int] | None:
+        """Output frame indices where the method began a new internal chunk in the last clip;
+        None when its chunks are exactly the runner's feed chunks."""
+        return None
+
 
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("bicubic", "methods.classical:Bicubic")

@@ -17,7 +17,8 @@ def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:
     """Instantiate the registered metric for one config entry (``metric`` defaults to the key)."""
     options = dict(options or {})
     cls = METRICS.get(str(options.pop("metric", column)))
-    return cls(from_options(cls.Settings, options, f"metric {column!r}"), column=column)
+    runtime = {k: options.pop(k) for k in cls.runtime_options if k in options}
+    return cls(from_options(cls.Settings, options, f"metric {column!r}"), column=column, **runtime)
 
 
 __all__ = ["METRICS", "Metric", "MetricKind", "MetricResult", "PerFrameMetric", "build_metric"]

@@ -22,10 +22,12 @@ class MetricKind(str, Enum):
 
 @dataclasses.dataclass
 class MetricResult:
-    """What a metric reports for one clip: per-frame values and clip-level scalars."""
+    """What a metric reports for one clip: per-frame values, clip-level scalars and curves."""
 
     frames: pd.DataFrame  # column "frame" plus one column per per-frame value
     scalars: dict[str, float]
+    # Long format: "curve" (name), "x" (frame index, frame gap, chunk index...), "value", "count".
+    curves: pd.DataFrame | None = None
 
 
 class Metric(ABC):
@@ -40,10 +42,20 @@ class Metric(ABC):
     kind: ClassVar[MetricKind]
     higher_is_better: ClassVar[bool]
     Settings: ClassVar[type]
+    # Options that do not change the value (where and how fast it is computed), given as keyword
+    # arguments to the constructor and recorded apart from the settings.
+    runtime_options: ClassVar[tuple[str, ...]] = ()
+    # True for metrics that need the method's chunk layout (set_chunk_starts before compute).
+    needs_chunk_layout: ClassVar[bool] = False
 
-    def __init__(self, settings: Any = None, column: str | None = None) -> None:
+    def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         self.settings = settings if settings is not None else self.Settings()
         self.column = column or self.name
+        self.runtime = runtime
+        # "none" (no learned weights), "pretrained", "shipped" (weights an installed package ships)
+        # or "random": a metric on random weights is flagged in results and refused by leaderboards.
+        self.weights = "none"
+        self.weights_sha256: dict[str, str] = {}
         self.reset()
 
     @property
@@ -58,7 +70,14 @@ class Metric(ABC):
             "kind": self.kind.value,
             "higher_is_better": self.higher_is_better,
             "settings": dataclasses.asdict(self.settings),
+            "runtime": dict(self.runtime),
+            "weights": self.weights,
+            "weights_sha256": dict(self.weights_sha256),
         }
+
+    def set_chunk_starts(self, starts: list[int]) -> None:
+        """Output frame indices where the method started a new chunk (for boundary metrics)."""
+        self.chunk_starts = list(starts)
 
     @abstractmethod
     def reset(self) -> None:

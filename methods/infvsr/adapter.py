@@ -130,8 +130,13 @@ class InfVSR(Method):
         super().reset(clip)
         self.pipeline.reset()
         self.chunker.reset()
+        self._chunk_starts: list[int] = []
+
+    def chunk_layout(self) -> list[int] | None:
+        return list(self._chunk_starts)
 
     def _run(self, chunks: list[Chunk], width: int, height: int) -> np.ndarray:
+        self._chunk_starts.extend(c.start for c in chunks)
         out = [to_uint8(self.pipeline.process(to_model_range(c.frames), c.new_scene, c.update_reference))
                for c in chunks]
         if not out:
