@@ -24,6 +24,7 @@ commands:
   build    build a generated benchmark dataset               (build dataset=longform_mini)
   verify   re-check a built benchmark's checksums            (verify <folder>)
   download fetch pretrained files explicitly (online)        (download infvsr [weights_dir=<folder>])
+  report   leaderboards and figures from run folders          (report runs/** out=reports/x)
 
 Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 """
@@ -158,8 +159,31 @@ def cmd_download(args: list[str]) -> int:
     return 0
 
 
+def cmd_report(args: list[str]) -> int:
+    """Leaderboards and figures from run folders: report <run folders or globs> [key=value ...]."""
+    from infvsr_bench.config import from_options
+    from infvsr_bench.report.build import ReportOptions, build_report
+
+    paths = [a for a in args if "=" not in a]
+    options: dict = {}
+    for item in (a for a in args if "=" in a):
+        key, value = item.split("=", 1)
+        if key == "metrics":
+            options[key] = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        elif key == "plots":
+            options[key] = value.lower() in ("1", "true", "yes")
+        else:
+            options[key] = value
+    if not paths:
+        raise ConfigError("usage: python -m infvsr_bench report <run folders or globs> [out=DIR] [metrics=[a,b]] "
+                          "[methods_as=rows|columns] [aggregation=clip_mean|frame_weighted] [reference=infvsr_paper]")
+    out, files = build_report(paths, from_options(ReportOptions, options, "report"))
+    print(f"report: {len(files)} files in {out}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "run": cmd_run, "build": cmd_build, "verify": cmd_verify, "download": cmd_download,
+    "run": cmd_run, "build": cmd_build, "verify": cmd_verify, "download": cmd_download, "report": cmd_report,
 }
 
 

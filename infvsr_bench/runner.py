@@ -181,6 +181,7 @@ def run_clip(
             "peak_cuda_mib": (torch.cuda.max_memory_allocated(method.device) / 2**20
                               if method.device.type == "cuda" else None),
             "num_chunks": len(layout),
+            "chunk_starts": [int(i) for i in layout],
         }
     )
     return ClipOutcome(frames, row, curve_table)

@@ -1,0 +1,153 @@
+"""Figures for papers from merged runs: drift vs frame, similarity vs frame gap, metric vs clip
+length, speed vs quality, chunk-boundary discontinuity. PNG + PDF, colour-blind-safe colours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from infvsr_bench.report.merge import Merged  # noqa: E402
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale by marker.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LENGTHS = (100, 250, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def _style(i: int) -> dict:
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
+
+
+def _save(fig, out: Path, name: str) -> list[str]:
+    fig.tight_layout()
+    names = [f"{name}.png", f"{name}.pdf"]
+    fig.savefig(out / names[0], dpi=150)
+    fig.savefig(out / names[1])
+    plt.close(fig)
+    return names
+
+
+def metric_vs_length(merged: Merged, metric: str, lengths: tuple[int, ...] = LENGTHS) -> pd.DataFrame:
+    """Each clip's prefix of L frames -> frame mean; then mean over clips, per method and dataset."""
+    frames = merged.frames.dropna(subset=[metric])
+    clip_len = frames.groupby(["run", "clip"])["frame"].transform("max") + 1
+    parts = []
+    for length in lengths:
+        sub = frames[(frames["frame"] < length) & (clip_len >= length)]
+        if sub.empty:
+            continue
+        per_clip = sub.groupby(["method", "dataset", "clip"], sort=False)[metric].mean()
+        parts.append(per_clip.groupby(["method", "dataset"], sort=False).mean().rename("value").reset_index()
+                     .assign(length=length))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", "dataset", "value", "length"])
+
+
+def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
+    data = metric_vs_length(merged, metric)
+    if data.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, ((method, dataset), g) in enumerate(data.groupby(["method", "dataset"], sort=False)):
+        ax.plot(g["length"], g["value"], label=f"{method} ({dataset})", **_style(i))
+    ax.set_xscale("log")
+    ax.set_xlabel("clip length (first N frames)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs clip length")
+    ax.legend(fontsize=7)
+    return _save(fig, out, f"length_{metric}")
+
+
+def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
+    """Frames/s (log x) vs a quality metric; bubble area proportional to parameter count."""
+    clips = merged.clips[merged.clips["status"] == "ok"]
+    if metric not in clips or "method_fps" not in clips:
+        return []
+    agg = clips.groupby("method", sort=False).agg(fps=("method_fps", "mean"), value=(metric, "mean"))
+    params = {r.method: (r.record["method"].get("parameters") or 0) for r in merged.runs}
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    biggest = max(params.values()) or 1
+    for i, (method, row) in enumerate(agg.iterrows()):
+        area = 60 + 1500 * params.get(method, 0) / biggest
+        ax.scatter(row["fps"], row["value"], s=area, alpha=0.6, color=PALETTE[i % len(PALETTE)], edgecolor="k")
+        label = method + (f"\n{params[method] / 1e6:.0f}M params" if params.get(method) else "")
+        ax.annotate(label, (row["fps"], row["value"]), fontsize=7, xytext=(6, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("frames / s (method alone, log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"speed vs {metric} (bubble area = parameters)")
+    return _save(fig, out, f"speed_vs_{metric}")
+
+
+def _curve(merged: Merged, name: str) -> pd.DataFrame:
+    c = merged.curves
+    return c[c["curve"] == name] if len(c) and "curve" in c else pd.DataFrame()
+
+
+def plot_frame_curves(merged: Merged, names: list[str], out: Path, window: int = 25) -> list[str]:
+    """One panel per curve (vs frame index), a line per method (mean over clips, rolling mean),
+    dotted verticals at the first clip's chunk boundaries of each method."""
+    curves = {n: _curve(merged, n) for n in names}
+    curves = {n: c for n, c in curves.items() if len(c)}
+    if not curves:
+        return []
+    fig, axes = plt.subplots(len(curves), 1, figsize=(6, 2.6 * len(curves)), squeeze=False)
+    for ax, (name, data) in zip(axes[:, 0], curves.items()):
+        for i, (method, g) in enumerate(data.groupby("method", sort=False)):
+            line = g.groupby("x")["value"].mean().sort_index()
+            smooth = line.rolling(window, min_periods=1, center=True).mean()
+            ax.plot(smooth.index, smooth.values, label=method, color=PALETTE[i % len(PALETTE)], lw=1.4)
+            starts = _chunk_starts(merged, method)
+            for s in starts[1:60]:
+                ax.axvline(s, color=PALETTE[i % len(PALETTE)], lw=0.4, ls=":", alpha=0.6)
+        ax.set_xlabel("frame")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=7)
+    return _save(fig, out, "drift_" + "_".join(curves))
+
+
+def _chunk_starts(merged: Merged, method: str) -> list[int]:
+    clips = merged.clips
+    if "chunk_starts" not in clips:
+        return []
+    rows = clips[(clips["method"] == method) & (clips["status"] == "ok")]
+    return list(rows["chunk_starts"].iloc[0]) if len(rows) and rows["chunk_starts"].iloc[0] is not None else []
+
+
+def plot_dt(merged: Merged, name: str, out: Path) -> list[str]:
+    """Similarity vs frame gap (log x), a line per method."""
+    data = _curve(merged, name)
+    if data.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, (method, g) in enumerate(data.groupby("method", sort=False)):
+        weighted = g.assign(w=g["value"] * g["count"]).groupby("x")[["w", "count"]].sum()
+        ax.plot(weighted.index, weighted["w"] / weighted["count"].replace(0, np.nan), label=method, **_style(i))
+    ax.set_xscale("log")
+    ax.set_xlabel("frame gap dt")
+    ax.set_ylabel("feature similarity")
+    ax.set_title(name)
+    ax.legend(fontsize=7)
+    return _save(fig, out, f"dt_{name}")
+
+
+def plot_boundaries(merged: Merged, name: str, out: Path) -> list[str]:
+    """Per-chunk-boundary discontinuity per method (1 = boundaries invisible)."""
+    data = _curve(merged, name)
+    if data.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for i, (method, g) in enumerate(data.groupby("method", sort=False)):
+        line = g.groupby("x")["value"].mean().sort_index()
+        ax.plot(line.index, line.values, label=method, lw=1, **_style(i), ms=3)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("chunk boundary (frame)")
+    ax.set_ylabel("discontinuity ratio")
+    ax.set_title(name)
+    ax.legend(fontsize=7)
+    return _save(fig, out, f"boundaries_{name}")
