@@ -24,28 +24,39 @@ def _style(i: int) -> dict:
     return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)]}
 
 
+def _legend(ax) -> None:
+    """A legend that stays readable with many methods (outside the axes, several columns)."""
+    n = len(ax.get_legend_handles_labels()[0])
+    if n <= 8:
+        ax.legend(fontsize=7)
+    else:
+        ax.legend(fontsize=6, ncol=max(1, n // 20 + 1), loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
 def _save(fig, out: Path, name: str) -> list[str]:
-    fig.tight_layout()
     names = [f"{name}.png", f"{name}.pdf"]
-    fig.savefig(out / names[0], dpi=150)
-    fig.savefig(out / names[1])
+    fig.savefig(out / names[0], dpi=150, bbox_inches="tight")
+    fig.savefig(out / names[1], bbox_inches="tight")
     plt.close(fig)
     return names
 
 
 def metric_vs_length(merged: Merged, metric: str, lengths: tuple[int, ...] = LENGTHS) -> pd.DataFrame:
-    """Each clip's prefix of L frames -> frame mean; then mean over clips, per method and dataset."""
-    frames = merged.frames.dropna(subset=[metric])
-    clip_len = frames.groupby(["run", "clip"])["frame"].transform("max") + 1
-    parts = []
-    for length in lengths:
-        sub = frames[(frames["frame"] < length) & (clip_len >= length)]
-        if sub.empty:
-            continue
-        per_clip = sub.groupby(["method", "dataset", "clip"], sort=False)[metric].mean()
-        parts.append(per_clip.groupby(["method", "dataset"], sort=False).mean().rename("value").reset_index()
-                     .assign(length=length))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["method", "dataset", "value", "length"])
+    """Each clip's prefix of L frames -> frame mean; then mean over clips, per method and dataset.
+
+    One pass: running sums per clip, read off at frame L-1 (clips shorter than L drop out)."""
+    frames = merged.frames
+    if metric not in frames:
+        return pd.DataFrame(columns=["method", "dataset", "value", "length"])
+    f = frames.loc[frames["frame"] < max(lengths), ["method", "dataset", "run", "clip", "frame", metric]]
+    f = f.sort_values(["run", "clip", "frame"], kind="stable")
+    valid = f[metric].notna()
+    groups = [f["run"], f["clip"]]
+    total = f[metric].where(valid, 0.0).groupby(groups, sort=False).cumsum()
+    count = valid.astype(np.int64).groupby(groups, sort=False).cumsum()
+    at = f["frame"].add(1).isin(lengths) & (count > 0)
+    picked = f.loc[at, ["method", "dataset"]].assign(length=f.loc[at, "frame"] + 1, value=total[at] / count[at])
+    return picked.groupby(["method", "dataset", "length"], sort=False)["value"].mean().reset_index()
 
 
 def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
@@ -59,7 +70,7 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
     ax.set_xlabel("clip length (first N frames)")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs clip length")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return _save(fig, out, f"length_{metric}")
 
 
@@ -107,7 +118,7 @@ def plot_frame_curves(merged: Merged, names: list[str], out: Path, window: int =
                 ax.axvline(s, color=PALETTE[i % len(PALETTE)], lw=0.4, ls=":", alpha=0.6)
         ax.set_xlabel("frame")
         ax.set_ylabel(name)
-        ax.legend(fontsize=7)
+        _legend(ax)
     return _save(fig, out, "drift_" + "_".join(curves))
 
 
@@ -132,7 +143,7 @@ def plot_dt(merged: Merged, name: str, out: Path) -> list[str]:
     ax.set_xlabel("frame gap dt")
     ax.set_ylabel("feature similarity")
     ax.set_title(name)
-    ax.legend(fontsize=7)
+    _legend(ax)
     return _save(fig, out, f"dt_{name}")
 
 
@@ -149,5 +160,5 @@ def plot_boundaries(merged: Merged, name: str, out: Path) -> list[str]:
     ax.set_xlabel("chunk boundary (frame)")
     ax.set_ylabel("discontinuity ratio")
     ax.set_title(name)
-    ax.legend(fontsize=7)
+    _legend(ax)
     return _save(fig, out, f"boundaries_{name}")
