@@ -48,6 +48,10 @@ class GeneratedConfig:
     storage: str = "ffv1"
     degradation: dict = dataclasses.field(default_factory=lambda: {"type": "bicubic"})
     clips: list = dataclasses.field(default_factory=list)
+    # Clips from every video in a folder of the user's own HR videos (see vsr_datasets.builder).
+    clips_from: dict = dataclasses.field(default_factory=dict)
+    # False: GT is built and kept but not handed to metrics (no-reference scoring, like MovieLQ).
+    use_gt: bool = True
     convention: dict = dataclasses.field(default_factory=dict)
 
     def load(self) -> "Dataset":
@@ -98,12 +102,17 @@ def _load_folder(cfg: FolderConfig) -> Dataset:
 def _load_generated(cfg: GeneratedConfig) -> Dataset:
     from vsr_datasets.builder import build_benchmark, manifest_matches
 
+    from vsr_datasets.builder import folder_clips
+
     root = Path(cfg.root).expanduser()
     recipe = dataclasses.asdict(cfg)
+    if cfg.clips_from:
+        recipe["clips"] = folder_clips(**cfg.clips_from) + list(cfg.clips)
     if not manifest_matches(root, recipe):
         build_benchmark(recipe, root)
     manifest = json.loads((root / "manifest.json").read_text())
-    clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"]) for c in manifest["clips"]]
+    clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"] if cfg.use_gt else None)
+             for c in manifest["clips"]]
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "generated", "root": str(root),
                                                        "recipe_sha256": manifest["recipe_sha256"]})
 

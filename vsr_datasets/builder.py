@@ -71,6 +71,33 @@ def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
         yield np.stack(buf)
 
 
+def folder_clips(folder: str = "", frames: int = 3000, size: list | None = None, start: int = 0,
+                 min_clips: int = 1) -> list[dict[str, Any]]:
+    """One clip spec per video in ``folder`` (sorted by name): ``frames`` frames from ``start``,
+    centre-cropped to ``size`` (never upscaled). Each file's size and mtime enter the recipe, so a
+    changed source triggers a rebuild; its sha256 goes into the manifest."""
+    from infvsr_bench.io.readers import VIDEO_SUFFIXES
+
+    if not folder:
+        raise ConfigError("this dataset is built from your own HR videos: set dataset.clips_from.folder=<folder> "
+                          "(or $INFVSR_LONGFORM_SOURCES)")
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"source folder {root} does not exist")
+    videos = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if len(videos) < min_clips:
+        raise ConfigError(f"source folder {root} holds {len(videos)} videos; this benchmark needs at least {min_clips}")
+    clips = []
+    for video in videos:
+        stat = video.stat()
+        source = {"type": "video_file", "path": str(video), "start": start, "frames": frames}
+        if size:
+            source["size"] = list(size)
+        clips.append({"name": video.stem, "source": source, "source_file": {"bytes": stat.st_size,
+                                                                             "mtime": int(stat.st_mtime)}})
+    return clips
+
+
 def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[str, Any]:
     """Write one clip's GT and LR under ``out/<name>/`` and return its manifest entry."""
     from vsr_datasets.degradations import build_degradation
@@ -114,6 +141,7 @@ def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[
         "scale": scale,
         "seed": seed,
         "source": source.spec(),
+        **({"source_sha256": file_sha256(Path(clip["source"]["path"]))} if "source_file" in clip else {}),
         "degradation": degradation.spec(),
         "gt": {"path": gt_rel, **gt_w.record(), "sha256": tree_sha256(out / gt_rel)},
         "lr": {"path": lr_rel, **lr_w.record(), "sha256": tree_sha256(out / lr_rel)},
