@@ -11,6 +11,10 @@ from infvsr_bench.registry import Registry
 METRICS: Registry[type[Metric]] = Registry("metric")
 METRICS.register("psnr", "infvsr_bench.metrics.pixel:PSNR")
 METRICS.register("ssim", "infvsr_bench.metrics.pixel:SSIM")
+METRICS.register("ewarp", "infvsr_bench.metrics.warp_error:Ewarp")
+METRICS.register("ewarp_dis", "infvsr_bench.metrics.warp_error:EwarpDIS")
+METRICS.register("tof", "infvsr_bench.metrics.teco:TOF")
+METRICS.register("tlp", "infvsr_bench.metrics.teco:TLP")
 
 
 def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:

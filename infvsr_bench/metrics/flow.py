@@ -1,0 +1,247 @@
+"""Optical-flow backends behind one interface: ``flow(a, b) -> [N,2,H,W]`` pixel motion from a to b.
+
+Inputs are batches of RGB frames as float tensors [N,3,H,W] in [0,1]; the result holds (dx, dy)
+in pixels such that ``b(p + flow(p)) ~ a(p)``. Backends: ``raft`` (torchvision RAFT-large),
+``dis`` (OpenCV DIS) and ``farneback`` (OpenCV Farneback with TecoGAN's parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infvsr_bench.config import from_options
+from infvsr_bench.errors import InfvsrError
+from infvsr_bench.registry import Registry
+from infvsr_bench.weights import WeightsMissingError, checksum, weights_dir
+from methods.base import resolve_device
+
+
+def describe(settings: Any) -> str:
+    """Every field of a settings dataclass (nested dicts flattened) as one ``k=v,...`` string."""
+
+    def fmt(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return "(" + ",".join(f"{k}={fmt(v)}" for k, v in value.items()) + ")"
+        return str(value)
+
+    return ",".join(f"{k}={fmt(v)}" for k, v in dataclasses.asdict(settings).items())
+
+
+def resolve_checkpoint(url: str, what: str, folder: str | None = None, allow_download: bool = False) -> Path:
+    """A torchvision/torch-hub checkpoint: weights folder, then ``$TORCH_HOME/hub/checkpoints``.
+
+    Downloads into the hub cache only when ``allow_download``; otherwise a missing file raises
+    ``WeightsMissingError`` at once, naming the file, both places and the URL.
+    """
+    name = Path(urlparse(url).path).name
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    for candidate in (weights_dir(folder) / name, hub / name):
+        if candidate.is_file():
+            return candidate
+    if not allow_download:
+        raise WeightsMissingError(
+            f"missing pretrained file {name} ({what}): put it in {weights_dir(folder)} or {hub} "
+            f"(published at {url}), or pass allow_download=true online"
+        )
+    host = urlparse(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=3.0).close()
+    except OSError as exc:
+        raise InfvsrError(f"offline: cannot reach {host} ({exc}); copy {name} by hand") from None
+    hub.mkdir(parents=True, exist_ok=True)
+    prefix = torch.hub.HASH_REGEX.search(name)
+    torch.hub.download_url_to_file(url, str(hub / name), hash_prefix=prefix.group(1) if prefix else None)
+    return hub / name
+
+
+@dataclasses.dataclass
+class FlowRuntime:
+    """Options that do not change a flow: where and how fast it runs, and where weights come from."""
+
+    device: str = "auto"
+    batch_size: int = 8
+    random_weights: bool = False  # tests only: the result is flagged "random" and refused by leaderboards
+    weights_dir: str | None = None
+    allow_download: bool = False
+
+
+class FlowEstimator(ABC):
+    """One flow backend; ``Settings`` lists every option that changes its flow."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type]
+
+    def __init__(self, settings: Any = None, runtime: FlowRuntime | None = None) -> None:
+        self.settings = settings if settings is not None else self.Settings()
+        self.runtime = runtime or FlowRuntime()
+        self.weights = "none"
+        self.weights_sha256: dict[str, str] = {}
+
+    def describe(self) -> str:
+        return f"{self.name}({describe(self.settings)})"
+
+    @abstractmethod
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Flow from ``a`` to ``b`` ([N,3,H,W] in [0,1]) as float32 [N,2,H,W] on the backend's device."""
+
+
+@dataclasses.dataclass
+class RAFTSettings:
+    """torchvision ``raft_large``; C_T_V1 / C_T_V2 are the FlyingChairs+FlyingThings weights."""
+
+    weights: str = "C_T_V1"
+    iters: int = 20
+
+    def __post_init__(self) -> None:
+        from torchvision.models.optical_flow import Raft_Large_Weights
+
+        if self.weights not in Raft_Large_Weights.__members__:
+            raise ValueError(f"RAFT weights must be one of {list(Raft_Large_Weights.__members__)}, got {self.weights!r}")
+        if self.iters < 1:
+            raise ValueError(f"RAFT iters must be >= 1, got {self.iters}")
+
+
+# torchvision's correlation pyramid needs 16x16 features at 1/8 resolution; smaller frames are padded.
+RAFT_MIN_SIZE = 128
+
+
+class RAFT(FlowEstimator):
+    """RAFT-large, batched over pairs; frames are padded (replicate, centred) to a multiple of 8, >= 128."""
+
+    name = "raft"
+    Settings = RAFTSettings
+
+    def __init__(self, settings: RAFTSettings | None = None, runtime: FlowRuntime | None = None) -> None:
+        from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
+
+        super().__init__(settings, runtime)
+        path = None
+        if not self.runtime.random_weights:  # resolve the file first: a missing one fails in milliseconds
+            url = Raft_Large_Weights[self.settings.weights].url
+            path = resolve_checkpoint(url, f"torchvision RAFT-large {self.settings.weights}",
+                                      self.runtime.weights_dir, self.runtime.allow_download)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # random weights (tests) are the same network every time
+            model = raft_large(weights=None, progress=False)
+        if path is None:
+            self.weights = "random"
+        else:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self.weights, self.weights_sha256 = "pretrained", {path.name: checksum(path)}
+        self.device = resolve_device(self.runtime.device)
+        self.model = model.eval().to(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        h, w = a.shape[-2:]
+        ph, pw = max(-h % 8, RAFT_MIN_SIZE - h), max(-w % 8, RAFT_MIN_SIZE - w)
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # RAFT's InputPadder, "sintel" mode
+        out = []
+        for i in range(0, a.shape[0], self.runtime.batch_size):
+            x, y = (F.pad(t[i:i + self.runtime.batch_size].to(self.device, torch.float32) * 2 - 1, pad, mode="replicate")
+                    for t in (a, b))
+            flow = self.model(x, y, num_flow_updates=self.settings.iters)[-1]
+            out.append(flow[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w])
+        return torch.cat(out)
+
+
+def _grey(frames: torch.Tensor) -> np.ndarray:
+    """[N,3,H,W] in [0,1] -> uint8 grey (N,H,W), OpenCV's RGB2GRAY (lossless for frames from uint8)."""
+    rgb = (frames.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb])
+
+
+class _OpenCVFlow(FlowEstimator):
+    """A per-pair OpenCV flow on uint8 grey images; runs on the CPU and returns on ``a``'s device."""
+
+    @abstractmethod
+    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow (H,W,2) float32 between two uint8 grey images."""
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        flows = [self.pair(x, y) for x, y in zip(_grey(a), _grey(b))]
+        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(a.device)
+
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+@dataclasses.dataclass
+class DISSettings:
+    """OpenCV Dense Inverse Search preset."""
+
+    preset: Literal["ultrafast", "fast", "medium"] = "medium"
+
+    def __post_init__(self) -> None:
+        if self.preset not in DIS_PRESETS:
+            raise ValueError(f"DIS preset must be one of {list(DIS_PRESETS)}, got {self.preset!r}")
+
+
+class DIS(_OpenCVFlow):
+    """OpenCV DIS optical flow: no weights, runs offline."""
+
+    name = "dis"
+    Settings = DISSettings
+
+    def __init__(self, settings: DISSettings | None = None, runtime: FlowRuntime | None = None) -> None:
+        super().__init__(settings, runtime)
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.settings.preset])
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return self._dis.calc(a, b, None)
+
+
+@dataclasses.dataclass
+class FarnebackSettings:
+    """``cv2.calcOpticalFlowFarneback`` parameters; the defaults are TecoGAN's (0.5, 3, 15, 3, 5, 1.2, 0)."""
+
+    pyr_scale: float = 0.5
+    levels: int = 3
+    winsize: int = 15
+    iterations: int = 3
+    poly_n: int = 5
+    poly_sigma: float = 1.2
+    flags: int = 0
+
+
+class Farneback(_OpenCVFlow):
+    """Farneback flow on grey images, as TecoGAN's tOF computes it."""
+
+    name = "farneback"
+    Settings = FarnebackSettings
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        s = self.settings
+        return cv2.calcOpticalFlowFarneback(a, b, None, s.pyr_scale, s.levels, s.winsize, s.iterations,
+                                            s.poly_n, s.poly_sigma, s.flags)
+
+
+FLOWS: Registry[type[FlowEstimator]] = Registry("flow estimator")
+FLOWS.register("raft", RAFT)
+FLOWS.register("dis", DIS)
+FLOWS.register("farneback", Farneback)
+
+
+def flow_settings(name: str, options: Mapping[str, Any] | None) -> Any:
+    """The validated settings of flow backend ``name`` (defaults filled in) from config data."""
+    return from_options(FLOWS.get(name).Settings, options or {}, f"flow {name!r}")
+
+
+def build_flow(name: str, options: Mapping[str, Any] | None = None, runtime: FlowRuntime | None = None) -> FlowEstimator:
+    """Instantiate flow backend ``name`` with its settings ``options``."""
+    return FLOWS.get(name)(flow_settings(name, options), runtime)

@@ -1,0 +1,181 @@
+"""TecoGAN's temporal metrics tOF and tLP: how far the output's frame-to-frame change departs from the GT's.
+
+Both score pairs (t-1, t), reported at frame t, and skip ``skip_ends`` frames at each end of the
+clip: a pair counts only when both its frames lie in [first + skip_ends, last - skip_ends]. While
+streaming the first ``skip_ends`` pairs are dropped as they come; the last ``skip_ends`` are dropped
+at ``compute``, when the clip's end is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from infvsr_bench.errors import ClipError
+from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings, resolve_checkpoint
+from infvsr_bench.weights import checksum, sha256_file
+from methods.base import resolve_device
+
+
+def _check_skip(skip_ends: int) -> None:
+    if skip_ends < 0:
+        raise ValueError(f"skip_ends must be >= 0, got {skip_ends}")
+
+
+class PairMetric(Metric):
+    """A full-reference metric of consecutive-frame pairs with TecoGAN's end skip; keeps one frame pair."""
+
+    kind = MetricKind.FULL_REFERENCE
+    higher_is_better = False
+    runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+
+    def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
+        super().__init__(settings, column, **runtime)
+        self.device = resolve_device(runtime.get("device", "auto"))
+        self.batch_size = int(runtime.get("batch_size", 8))
+        self.version = f"{type(self).version}[{describe(self.settings)}]"
+
+    def reset(self) -> None:
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None  # last (output, GT) frame
+        self._first: int | None = None
+        self._next: int | None = None
+        self._frames: list[int] = []
+        self._values: list[float] = []
+
+    @abstractmethod
+    def pair_values(self, sr: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+        """Values of the pairs (t-1, t) of T frames ([T,3,H,W] in [0,1] on ``self.device``): T-1 values."""
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        if gt is None:
+            raise ClipError(f"{self.column} needs ground truth")
+        if self._next is not None and frame_index != self._next:
+            raise ValueError(f"{self.column}: expected frame {self._next}, got {frame_index} (chunks must be contiguous)")
+        if self._first is None:
+            self._first = frame_index
+        start = frame_index
+        if self._prev is not None:
+            sr, gt, start = np.concatenate([self._prev[0][None], sr]), np.concatenate([self._prev[1][None], gt]), start - 1
+        self._prev, self._next = (sr[-1].copy(), gt[-1].copy()), start + len(sr)
+        if len(sr) < 2:
+            return
+        values = self.pair_values(self._tensor(sr), self._tensor(gt))
+        first_kept = self._first + self.settings.skip_ends + 1  # pair (t-1, t) with t-1 >= first + skip
+        for t, v in zip(range(start + 1, start + len(sr)), values):
+            if t >= first_kept:
+                self._frames.append(t)
+                self._values.append(float(v))
+
+    def _tensor(self, frames: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() / 255
+
+    def compute(self) -> MetricResult:
+        frames = np.asarray(self._frames, dtype=np.int64)
+        values = np.asarray(self._values, dtype=np.float64)
+        if self._next is not None:
+            keep = frames <= self._next - 1 - self.settings.skip_ends
+            frames, values = frames[keep], values[keep]
+        table = pd.DataFrame({"frame": frames, self.column: values})
+        return MetricResult(frames=table, scalars={self.column: float(values.mean()) if values.size else float("nan")})
+
+
+@dataclasses.dataclass
+class TOFSettings:
+    """tOF knobs: the flow backend (TecoGAN: Farneback 0.5, 3, 15, 3, 5, 1.2, 0 on grey), end skip, scale."""
+
+    flow: str = "farneback"
+    flow_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # filled with the backend's defaults
+    skip_ends: int = 2
+    scale: float = 1.0  # TecoGAN's tables print tOF x10: set 10 to match them
+
+    def __post_init__(self) -> None:
+        _check_skip(self.skip_ends)
+        self.flow_options = dataclasses.asdict(flow_settings(self.flow, self.flow_options))
+
+
+class TOF(PairMetric):
+    """TecoGAN tOF: mean per-pixel L2 distance between the GT's and the output's flow (t-1 -> t)."""
+
+    name = "tof"
+    version = "1"
+    Settings = TOFSettings
+
+    def __init__(self, settings: TOFSettings | None = None, column: str | None = None, **runtime: Any) -> None:
+        super().__init__(settings, column, **runtime)
+        self.flow = build_flow(self.settings.flow, self.settings.flow_options, FlowRuntime(**runtime))
+        self.weights, self.weights_sha256 = self.flow.weights, dict(self.flow.weights_sha256)
+
+    def pair_values(self, sr: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+        n = len(sr) - 1
+        flows = self.flow(torch.cat((gt[:-1], sr[:-1])), torch.cat((gt[1:], sr[1:])))
+        dist = ((flows[:n] - flows[n:]) ** 2).sum(1).sqrt().mean((1, 2))
+        return dist.double().cpu().numpy() * self.settings.scale
+
+
+@dataclasses.dataclass
+class TLPSettings:
+    """tLP knobs: LPIPS AlexNet v0.1 (the `lpips` package, inputs [0,1] -> [-1,1]), end skip, scale."""
+
+    skip_ends: int = 2
+    scale: float = 100.0
+
+    def __post_init__(self) -> None:
+        _check_skip(self.skip_ends)
+
+
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+def build_lpips(random_weights: bool = False, folder: str | None = None,
+                allow_download: bool = False) -> tuple[torch.nn.Module, str, dict[str, str]]:
+    """LPIPS AlexNet v0.1: linear layers shipped by `lpips`, trunk = torchvision's ImageNet AlexNet.
+
+    Returns (model, weights status, sha256 by file). The trunk file is resolved through the weights
+    folder / torch hub cache before anything is built, so a missing file fails at once.
+    """
+    path = None if random_weights else resolve_checkpoint(ALEXNET_URL, "torchvision AlexNet, LPIPS trunk",
+                                                          folder, allow_download)
+    import lpips
+
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated pretrained=False
+        torch.manual_seed(0)  # a random trunk (tests) is the same network every time
+        model = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True, verbose=False)
+    lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    sums = {"lpips/weights/v0.1/alex.pth": sha256_file(lin)}
+    if path is None:
+        return model.eval(), "random", sums
+    trunk = torch.load(path, map_location="cpu", weights_only=True)
+    # lpips keeps AlexNet's feature layers under their own indices: slice<k>.<i>.* = features.<i>.*
+    model.net.load_state_dict({k: trunk["features." + k.split(".", 1)[1]] for k in model.net.state_dict()})
+    return model.eval(), "pretrained", {**sums, path.name: checksum(path)}
+
+
+class TLP(PairMetric):
+    """TecoGAN tLP: |LPIPS(gt_{t-1}, gt_t) - LPIPS(out_{t-1}, out_t)| x 100."""
+
+    name = "tlp"
+    version = "1"
+    Settings = TLPSettings
+
+    def __init__(self, settings: TLPSettings | None = None, column: str | None = None, **runtime: Any) -> None:
+        super().__init__(settings, column, **runtime)
+        model, self.weights, self.weights_sha256 = build_lpips(
+            bool(runtime.get("random_weights", False)), runtime.get("weights_dir"), bool(runtime.get("allow_download", False)))
+        self.lpips = model.to(self.device)
+
+    @torch.inference_mode()
+    def pair_values(self, sr: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
+        n = len(sr) - 1
+        a, b = torch.cat((gt[:-1], sr[:-1])), torch.cat((gt[1:], sr[1:]))
+        d = torch.cat([self.lpips(a[i:i + self.batch_size], b[i:i + self.batch_size], normalize=True).flatten()
+                       for i in range(0, len(a), self.batch_size)])
+        return (d[:n] - d[n:]).abs().double().cpu().numpy() * self.settings.scale
