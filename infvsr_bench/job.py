@@ -58,8 +58,10 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     fingerprint = config_fingerprint(config)
     store.check_resumable(fingerprint, bool(config["overwrite"]))
 
-    method = build_method(config["method"])
+    # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
+    # the data (may build a benchmark on first use).
     metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
+    method = build_method(config["method"])
     dataset = load_dataset(config["dataset"])
     clips = dataset.clips[: config["max_clips"]] if config["max_clips"] else dataset.clips
     if dataset.scale != method.scale:
