@@ -129,7 +129,7 @@ def run_clip(
             raise ClipError(f"method returned more frames than the {total} it was given")
         gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
         for m in metrics:
-            m.update(sr, gt_chunk if m.needs_gt else None, done)
+            m.update(sr, gt_chunk, done)  # GT whenever the clip has it (optional for NR metrics)
         if writer is not None:
             writer.write(sr)
         done += n
@@ -146,8 +146,13 @@ def run_clip(
                 consume(sr)
                 bar.update(len(chunk))
             with timer:
-                sr = method.flush()
-            consume(sr)
+                tail = method.flush_chunks()
+            while True:
+                with timer:
+                    sr = next(tail, None)
+                if sr is None:
+                    break
+                consume(sr)
         if done != total:
             raise ClipError(f"method returned {done} frames for {total} input frames")
         if writer is not None:
@@ -182,6 +187,7 @@ def run_clip(
                               if method.device.type == "cuda" else None),
             "num_chunks": len(layout),
             "chunk_starts": [int(i) for i in layout],
+            **method.clip_record(),
         }
     )
     return ClipOutcome(frames, row, curve_table)

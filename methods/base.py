@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -90,6 +91,15 @@ class Method(ABC):
         """Frames still held at the end of the clip (None when the method holds none)."""
         return None
 
+    def flush_chunks(self) -> Iterator[np.ndarray]:
+        """flush()'s frames as an iterator of chunks; methods holding a clip on disk stream it here."""
+        out = self.flush()
+        return iter(() if out is None else (out,))
+
+    def clip_record(self) -> dict[str, Any]:
+        """Extra per-clip facts for the clip's results row (e.g. an external tool's wall time)."""
+        return {}
+
     def chunk_layout(self) -> list[int] | None:
         """Output frame indices where the method began a new internal chunk in the last clip;
         None when its chunks are exactly the runner's feed chunks."""
@@ -101,6 +111,9 @@ METHODS.register("bicubic", "methods.classical:Bicubic")
 METHODS.register("lanczos", "methods.classical:Lanczos")
 METHODS.register("precomputed", "methods.precomputed:Precomputed")
 METHODS.register("infvsr", "methods.infvsr.adapter:InfVSR")
+METHODS.register("realesrgan", "methods.realesrgan:RealESRGAN")
+METHODS.register("command", "methods.command:Command")
+METHODS.register("torch_module", "methods.torch_module:TorchModule")
 
 
 def build_method(options: Mapping[str, Any]) -> Method:

@@ -166,7 +166,7 @@ def test_bad_method_output_fails_the_clip_with_a_reason(folder_dataset, tmp_path
     [
         (["method=bicubc"], "error: unknown method 'bicubc'; did you mean 'bicubic'?"),
         (["metrics=[psnr,ssmi]"], "error: unknown metric 'ssmi'; did you mean 'ssim'"),
-        (["dataset=longfrom_mini"], "error: unknown dataset 'longfrom_mini'; did you mean 'longform_mini'?"),
+        (["dataset=longfrom_mini"], "error: unknown dataset 'longfrom_mini'; did you mean 'longform_mini' or 'longform'?"),
         (["runn"], None),
     ],
 )

@@ -25,9 +25,12 @@ MANIFEST_VERSION = 1
 STORAGE_SUFFIX = {"ffv1": ".mkv", "x264rgb": ".mkv", "png": ""}
 
 
+CONTENT_KEYS = ("name", "version", "scale", "seed", "storage", "degradation", "clips")
+
+
 def recipe_sha256(recipe: dict[str, Any]) -> str:
-    """Hash of what determines the content (the root folder is not part of it)."""
-    content = {k: v for k, v in recipe.items() if k != "root"}
+    """Hash of exactly what determines the stored content (not the folder, scoring options, ...)."""
+    content = {k: recipe.get(k) for k in CONTENT_KEYS}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 

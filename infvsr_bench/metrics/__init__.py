@@ -15,6 +15,17 @@ METRICS.register("ewarp", "infvsr_bench.metrics.warp_error:Ewarp")
 METRICS.register("ewarp_dis", "infvsr_bench.metrics.warp_error:EwarpDIS")
 METRICS.register("tof", "infvsr_bench.metrics.teco:TOF")
 METRICS.register("tlp", "infvsr_bench.metrics.teco:TLP")
+METRICS.register("lpips", "infvsr_bench.metrics.perceptual:LPIPS")
+METRICS.register("dists", "infvsr_bench.metrics.perceptual:DISTS")
+METRICS.register("musiq", "infvsr_bench.metrics.no_reference:MUSIQ")
+METRICS.register("clipiqa", "infvsr_bench.metrics.no_reference:CLIPIQA")
+METRICS.register("niqe", "infvsr_bench.metrics.no_reference:NIQE")
+METRICS.register("dover", "infvsr_bench.metrics.dover:DOVER")
+METRICS.register("subject_consistency", "infvsr_bench.metrics.semantic:SubjectConsistency")
+METRICS.register("background_consistency", "infvsr_bench.metrics.semantic:BackgroundConsistency")
+METRICS.register("semantic_drift_dino", "infvsr_bench.metrics.semantic:SemanticDriftDino")
+METRICS.register("semantic_drift_clip", "infvsr_bench.metrics.semantic:SemanticDriftClip")
+METRICS.register("semantic_offline", "infvsr_bench.metrics.semantic:SemanticOffline")
 
 
 def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:

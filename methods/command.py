@@ -1,0 +1,502 @@
+"""Any external VSR tool run as a subprocess on a whole clip (FlashVSR, SeedVR2, STAR, ...).
+
+External tools need the whole clip at once, so the adapter streams the LR frames to disk as they
+arrive (never holding the clip in memory), runs the command in ``flush()``, then streams the tool's
+output back from disk chunk by chunk after checking its frame count and size. Per clip it keeps a
+work folder ``<work_dir>/<clip>/`` holding ``tool.log`` (the command line, then the tool's stdout
+and stderr) and ``tool_stats.json`` (exit code, wall time, peak GPU memory, output format).
+
+The command is a template (a shell string, or a list of arguments run without a shell) with
+placeholders, each substituted shell-quoted (write ``{lr_dir}``, not ``"{lr_dir}"``; a literal
+brace is ``{{`` / ``}}``):
+
+  {lr_dir}     folder of this clip's LR frames (input_format png), named by ``frame_name``
+  {lr_video}   this clip's LR video (input_format ffv1 -> .mkv, x264rgb -> .mp4), lossless RGB
+  {lr_root}    the folder holding only {lr_dir} or {lr_video} (for tools that take a folder of clips)
+  {out_dir}    an empty folder the tool must write its output into (frames or one video)
+  {clip} {scale} {num_frames} {height} {width} {out_height} {out_width} {fps}
+  {device}     the ``device`` option verbatim (e.g. cuda:0); {gpu_index}: its index ("0")
+  {python}     the ``python`` option (default: this interpreter); {work_dir}: the clip's folder
+
+Tools that need 8n+1 frames (FlashVSR) set ``frames_multiple: 8, frames_offset: 1``: the LR clip
+is padded by repeating its last frame, and the output trimmed back, so frames align one to one.
+``frames_pad_min`` adds at least that many padding frames, for tools that drop frames at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from infvsr_bench.errors import ClipError, ConfigError, VideoReadError
+from infvsr_bench.io.readers import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    VideoReader,
+    open_video,
+)
+from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
+from methods.base import ClipInfo, Method
+
+log = logging.getLogger("infvsr_bench")
+
+PLACEHOLDERS = (
+    "lr_dir", "lr_video", "lr_root", "out_dir", "clip", "scale", "num_frames", "height", "width",
+    "out_height", "out_width", "fps", "device", "gpu_index", "python", "work_dir",
+)
+INPUT_FORMATS = {"png": "", "ffv1": ".mkv", "x264rgb": ".mp4"}
+# A template still holding "<CHECK ...>" came from a ready-made config whose flags were not verified.
+UNCHECKED = re.compile(r"<CHECK[^>]*>")
+
+
+@dataclasses.dataclass
+class CommandConfig:
+    command: Any = ""  # shell string, or a list of arguments (no shell); see the module docstring
+    cwd: str = ""  # working directory of the tool ("" = this process's)
+    env: dict | None = None  # extra environment variables (placeholders allowed)
+    python: str = ""  # {python}: e.g. another venv's interpreter ("" = this interpreter)
+    input_format: str = "png"  # png (frame folder) | ffv1 (.mkv) | x264rgb (.mp4, libx264rgb crf 0)
+    frame_name: str = "{index:08d}.png"  # LR frame file names (png input)
+    frame_start: int = 0  # index of the first LR frame file
+    output: str = ""  # the clip's output under {out_dir} ("{clip}" allowed); "" = find the one output
+    timeout: float = 3600.0  # seconds per clip (0 = no limit)
+    frames_multiple: int = 1  # the tool needs frame counts = frames_offset (mod frames_multiple)
+    frames_offset: int = 0
+    frames_pad_min: int = 0  # pad at least this many frames (tools that drop frames at the end)
+    scale: int = 4
+    chunk_size: int = 16  # LR frames per process() call and SR frames per chunk streamed back
+    device: str = "cuda:0"  # for the tool only ({device}); this process does no GPU work
+    work_dir: str = ""  # per-clip work folders go here ("" = a new temporary folder)
+    keep_files: bool = False  # keep the LR/SR frames on disk after a clip (logs are always kept)
+    label: str = ""  # the external method's name, for records (e.g. flashvsr)
+    gpu_poll_seconds: float = 0.5  # nvidia-smi polling interval for the peak GPU memory
+
+    def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ValueError(f"input_format must be one of {sorted(INPUT_FORMATS)}, got {self.input_format!r}")
+        if self.frames_multiple < 1 or not 0 <= self.frames_offset < self.frames_multiple:
+            raise ValueError("need frames_multiple >= 1 and 0 <= frames_offset < frames_multiple")
+        if self.frames_pad_min < 0 or self.timeout < 0:
+            raise ValueError("frames_pad_min and timeout must be >= 0")
+        if not self.frame_name.lower().endswith(".png"):
+            raise ValueError(f"frame_name must end in .png, got {self.frame_name!r}")
+
+
+def padded_length(n: int, multiple: int, offset: int, pad_min: int = 0) -> int:
+    """The smallest L >= n + pad_min with L = offset (mod multiple); 17 -> 17, 18 -> 25 for 8n+1."""
+    low = n + pad_min
+    return low + (offset - low) % multiple
+
+
+def _gpu_index(device: str) -> str:
+    m = re.fullmatch(r"(?:cuda|gpu)?:?(\d+)", device.strip())
+    return m.group(1) if m else "0"
+
+
+class GpuMemoryMonitor:
+    """Peak of nvidia-smi's ``memory.used`` (MiB, summed over the watched GPUs) while a tool runs.
+
+    It measures the whole GPU, other processes included: ``baseline_mib`` (before the tool starts)
+    is recorded beside ``peak_mib`` so the difference can be read. Without nvidia-smi both are None.
+    """
+
+    def __init__(self, indices: list[str] | None, interval: float) -> None:
+        self.exe = shutil.which("nvidia-smi")
+        self.indices = indices
+        self.interval = interval
+        self.baseline_mib: float | None = None
+        self.peak_mib: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def query(self) -> float | None:
+        args = [self.exe, "--query-gpu=index,memory.used", "--format=csv,noheader,nounits"]
+        try:
+            out = subprocess.run(args, capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        used = []
+        for line in out.strip().splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 2 and (self.indices is None or parts[0] in self.indices):
+                try:
+                    used.append(float(parts[1]))
+                except ValueError:
+                    continue
+        return sum(used) if used else None
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            value = self.query()
+            if value is not None:
+                self.peak_mib = value if self.peak_mib is None else max(self.peak_mib, value)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> GpuMemoryMonitor:
+        if self.exe:
+            self.baseline_mib = self.query()
+            self._thread = threading.Thread(target=self._poll, name="nvidia-smi-poll", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=15)
+
+
+class _PngFramesWriter(FrameWriter):
+    """LR frames as PNGs named by the tool's pattern, written in place (the folder is the tool's)."""
+
+    def __init__(self, path: Path, name: str, start: int) -> None:
+        self.path = self.tmp = path
+        self.frames_written = 0
+        self.name, self.start = name, start
+        path.mkdir(parents=True, exist_ok=True)
+
+    def _write_frame(self, frame: np.ndarray) -> None:
+        file = self.path / self.name.format(index=self.start + self.frames_written)
+        Image.fromarray(frame).save(file, compress_level=1)
+
+    def _finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def record(self) -> dict[str, Any]:
+        return {"format": "png", "codec": "png", "pix_fmt": "rgb24", "lossless": True}
+
+
+class Command(Method):
+    """Runs an external VSR command once per clip; LR in and SR out go through disk."""
+
+    name = "command"
+    Config = CommandConfig
+    causal = False
+    weights = "external"
+
+    def __init__(self, config: CommandConfig) -> None:
+        # This process only moves frames: the runner's device is the CPU; {device} is the tool's.
+        super().__init__(dataclasses.replace(config, device="cpu"))
+        self.config = config
+        if isinstance(config.command, str):
+            self.template: str | list[str] = config.command.strip()
+        elif isinstance(config.command, (list, tuple)) and config.command:
+            self.template = [str(a) for a in config.command]
+        else:
+            self.template = ""
+        if not self.template:
+            raise ConfigError("method 'command' needs method.command=<command template>")
+        parts = [self.template] if isinstance(self.template, str) else self.template
+        parts = parts + [str(v) for v in (config.env or {}).values()]
+        scanned = parts + [config.cwd, config.python, config.output]
+        unchecked = [m.group(0) for p in scanned for m in UNCHECKED.finditer(p)]
+        if unchecked:
+            raise ConfigError(
+                f"method 'command' ({config.label or 'no label'}): the config still holds "
+                f"{unchecked[0][:80]}: fill it in from the tool's README before running"
+            )
+        formatter = string.Formatter()
+        for part in parts:
+            try:
+                fields = {f for _, f, _, _ in formatter.parse(part) if f is not None}
+            except ValueError as exc:
+                raise ConfigError(f"method 'command': bad template {part!r}: {exc}") from None
+            bad = sorted(f for f in fields if f not in PLACEHOLDERS)
+            if bad:
+                raise ConfigError(f"method 'command': unknown placeholder(s) {bad}; valid: {list(PLACEHOLDERS)}")
+            wrong = "lr_video" if config.input_format == "png" else "lr_dir"
+            if wrong in fields:
+                raise ConfigError(
+                    f"method 'command': {{{wrong}}} does not exist with input_format={config.input_format}"
+                )
+        if config.cwd and not Path(config.cwd).expanduser().is_dir():
+            raise ConfigError(f"method 'command': cwd {config.cwd} is not a folder")
+        if config.work_dir:
+            self.work_root = Path(config.work_dir).expanduser().resolve()
+            self.work_root.mkdir(parents=True, exist_ok=True)
+        else:
+            self.work_root = Path(tempfile.mkdtemp(prefix="infvsr_command_"))
+        self.last_clip_stats: dict[str, Any] = {}
+        self._writer: FrameWriter | None = None
+
+    def num_parameters(self) -> int | None:
+        return None
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info.update({"device": self.config.device, "dtype": None, "label": self.config.label or None,
+                     "work_dir": str(self.work_root)})
+        return info
+
+    def clip_record(self) -> dict[str, Any]:
+        """Per-clip facts of the last clip (tool_seconds, tool_peak_gpu_mib, ...) for the results row."""
+        return dict(self.last_clip_stats)
+
+    # -- streaming in ---------------------------------------------------------------------------
+
+    def reset(self, clip: ClipInfo) -> None:
+        super().reset(clip)
+        self._close_writer(abort=True)
+        safe = re.sub(r"[^\w.-]+", "_", clip.name) or "clip"
+        self.clip_dir = self.work_root / safe
+        self.input_root = self.clip_dir / "input"
+        self.out_dir = self.clip_dir / "output"
+        self.log_path = self.clip_dir / "tool.log"
+        for folder in (self.input_root, self.out_dir):
+            if folder.exists():
+                shutil.rmtree(folder)
+        self.out_dir.mkdir(parents=True)
+        self.input_root.mkdir(parents=True)
+        self.last_clip_stats = {}
+        suffix = INPUT_FORMATS[self.config.input_format]
+        self.lr_path = self.input_root / f"{safe}{suffix}"
+        self._frames_in = 0
+        self._last: np.ndarray | None = None
+        self._lr_hw: tuple[int, int] = (clip.lr_height, clip.lr_width)
+
+    def _open_writer(self) -> FrameWriter:
+        if self._writer is None:
+            if self.config.input_format == "png":
+                self._writer = _PngFramesWriter(self.lr_path, self.config.frame_name, self.config.frame_start)
+            else:
+                self._writer = LosslessVideoWriter(self.lr_path, fps=self.clip.fps, codec=self.config.input_format)
+        return self._writer
+
+    def _close_writer(self, abort: bool = False) -> None:
+        if self._writer is not None:
+            self._writer.abort() if abort else self._writer.close()
+            self._writer = None
+
+    def process(self, lr: np.ndarray) -> None:
+        """Buffer LR frames on disk; all SR frames come from ``flush``."""
+        if len(lr) == 0:
+            return
+        self._lr_hw = tuple(lr.shape[1:3])  # type: ignore[assignment]
+        self._open_writer().write(lr)
+        self._frames_in += len(lr)
+        self._last = lr[-1].copy()
+        return
+
+    # -- the tool -------------------------------------------------------------------------------
+
+    def _values(self, padded: int) -> dict[str, str]:
+        h, w = self._lr_hw
+        video = self.config.input_format != "png"
+        return {
+            "lr_dir": "" if video else str(self.lr_path),
+            "lr_video": str(self.lr_path) if video else "",
+            "lr_root": str(self.input_root),
+            "out_dir": str(self.out_dir),
+            "clip": self.clip.name,
+            "scale": str(self.scale),
+            "num_frames": str(padded),
+            "height": str(h),
+            "width": str(w),
+            "out_height": str(h * self.scale),
+            "out_width": str(w * self.scale),
+            "fps": f"{self.clip.fps:g}",
+            "device": self.config.device,
+            "gpu_index": _gpu_index(self.config.device),
+            "python": self.config.python or sys.executable,
+            "work_dir": str(self.clip_dir),
+        }
+
+    def command_line(self, values: dict[str, str]) -> str | list[str]:
+        if isinstance(self.template, str):
+            return self.template.format(**{k: shlex.quote(v) for k, v in values.items()})
+        return [a.format(**values) for a in self.template]
+
+    def _fail(self, what: str) -> ClipError:
+        return ClipError(f"clip {self.clip.name!r}: {what}; see {self.log_path}")
+
+    def run_tool(self, padded: int) -> None:
+        values = self._values(padded)
+        cmd = self.command_line(values)
+        env = dict(os.environ)
+        env.update({str(k): str(v).format(**values) for k, v in (self.config.env or {}).items()})
+        cwd = str(Path(self.config.cwd).expanduser()) if self.config.cwd else None
+        shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
+        watch = [_gpu_index(self.config.device)] if re.search(r"\d", self.config.device) else None
+        stats: dict[str, Any] = {"tool_log": str(self.log_path), "tool_input_frames": padded}
+        with open(self.log_path, "w", buffering=1) as logf:
+            logf.write(f"# command: {shown}\n# cwd: {cwd or os.getcwd()}\n")
+            if self.config.env:
+                logf.write(f"# env: {json.dumps({k: env[str(k)] for k in self.config.env})}\n")
+            logf.write(f"# started: {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            logf.flush()
+            start = time.perf_counter()
+            try:
+                with GpuMemoryMonitor(watch, self.config.gpu_poll_seconds) as gpu:
+                    proc = subprocess.Popen(cmd, shell=isinstance(cmd, str), cwd=cwd, env=env, stdout=logf,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+                    try:
+                        code = proc.wait(timeout=self.config.timeout or None)
+                    except subprocess.TimeoutExpired:
+                        _kill_group(proc)
+                        code = None
+                    except BaseException:  # Ctrl-C: never leave the tool running
+                        _kill_group(proc)
+                        raise
+            except OSError as exc:  # the program (argument list form) or cwd is missing
+                raise ConfigError(f"method 'command': cannot start {shown!r}: {exc}") from None
+            seconds = time.perf_counter() - start
+            logf.write(f"\n# exit code: {code}, wall time {seconds:.2f} s\n")
+        stats.update({"tool_exit_code": code, "tool_seconds": seconds, "tool_peak_gpu_mib": gpu.peak_mib,
+                      "tool_gpu_baseline_mib": gpu.baseline_mib})
+        self.last_clip_stats = stats
+        if code is None:
+            raise self._fail(f"command timed out after {self.config.timeout:g} s and was killed")
+        if code != 0:
+            raise self._fail(f"command exited with code {code}")
+
+    def locate_output(self) -> Path:
+        """The one frame folder or video under {out_dir} (or the ``output`` option's path)."""
+        if self.config.output:
+            base = self.out_dir / self.config.output.format(clip=self.clip.name)
+            if base.exists():
+                return base
+            for suffix in sorted(VIDEO_SUFFIXES):
+                if base.with_name(base.name + suffix).exists():
+                    return base.with_name(base.name + suffix)
+            raise self._fail(f"the command wrote no output at {base}")
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(self.out_dir):
+            dirs.sort()
+            if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files):
+                found.append(Path(folder))
+            found += [Path(folder) / f for f in sorted(files) if Path(f).suffix.lower() in VIDEO_SUFFIXES]
+        if not found:
+            raise self._fail(f"the command wrote no frames or video under {self.out_dir}")
+        if len(found) > 1:
+            names = ", ".join(str(p.relative_to(self.out_dir)) or "." for p in found[:4])
+            raise self._fail(f"the command wrote several outputs ({names}); set method.output to pick one")
+        return found[0]
+
+    def _open_output(self, n: int, padded: int) -> VideoReader:
+        path = self.locate_output()
+        try:
+            reader = open_video(path, fps=self.clip.fps)
+        except VideoReadError as exc:
+            raise self._fail(f"unreadable output ({exc})") from None
+        h, w = self._lr_hw
+        want = (h * self.scale, w * self.scale)
+        low, high = (n, padded) if padded > n else (n, n)
+        fmt = "frames" if path.is_dir() else f"{getattr(reader, 'codec', '?')} {getattr(reader, 'pix_fmt', '?')}"
+        self.last_clip_stats.update({"tool_output_frames": reader.num_frames, "tool_output_format": fmt})
+        if not low <= reader.num_frames <= high:
+            expect = f"{n}" if low == high else f"{low} to {high} (input padded to {padded})"
+            raise self._fail(f"the command wrote {reader.num_frames} frames to {path}, expected {expect}")
+        if reader.size != want:
+            raise self._fail(
+                f"the command wrote {reader.width}x{reader.height} frames to {path}, "
+                f"expected {want[1]}x{want[0]} (x{self.scale} of {w}x{h})"
+            )
+        return reader
+
+    # -- streaming out --------------------------------------------------------------------------
+
+    def flush_chunks(self) -> Iterator[np.ndarray]:
+        """Run the tool now (ClipError at once when it fails), then return an iterator over its
+        output in chunks of ``chunk_size`` frames, trimmed to the LR frame count. The clip's
+        LR/SR frames on disk are removed when the iterator ends, unless keep_files."""
+        n = self._frames_in
+        folders = (self.input_root, self.out_dir)
+        try:
+            if n == 0:
+                self._close_writer(abort=True)
+                self._cleanup(folders)
+                return iter(())
+            padded = padded_length(n, self.config.frames_multiple, self.config.frames_offset,
+                                   self.config.frames_pad_min)
+            if padded > n:
+                self._open_writer().write(np.repeat(self._last[None], padded - n, axis=0))
+            self._close_writer()
+            self._last = None
+            try:
+                self.run_tool(padded)
+                reader = self._open_output(n, padded)
+            finally:
+                self._save_stats()
+        except BaseException:
+            self._close_writer(abort=True)
+            self._cleanup(folders)
+            raise
+        return self._stream(reader, n, folders, self.clip.name, self.log_path)
+
+    def _stream(self, reader: VideoReader, n: int, folders: tuple[Path, ...], clip: str,
+                log_path: Path) -> Iterator[np.ndarray]:
+        """Chunks of the first ``n`` output frames; uses only its arguments, so an iterator
+        abandoned mid-clip cannot touch the next clip's files."""
+        buf: list[np.ndarray] = []
+        count = 0
+        try:
+            try:
+                for frame in reader.iter_frames():
+                    if count == n:
+                        break
+                    buf.append(frame)
+                    count += 1
+                    if len(buf) == self.chunk_size:
+                        yield np.stack(buf)
+                        buf = []
+            except VideoReadError as exc:
+                raise ClipError(f"clip {clip!r}: output unreadable after {count} frames ({exc}); "
+                                f"see {log_path}") from None
+            if buf:
+                yield np.stack(buf)
+        finally:
+            self._cleanup(folders)
+
+    def _cleanup(self, folders: tuple[Path, ...]) -> None:
+        if not self.config.keep_files:
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def flush(self) -> np.ndarray | None:
+        """All SR frames at once (for runners that do not call ``flush_chunks``): holds the clip
+        in memory, so long clips should go through ``flush_chunks``."""
+        chunks = list(self.flush_chunks())
+        return np.concatenate(chunks) if chunks else None
+
+    def _save_stats(self) -> None:
+        stats = self.last_clip_stats
+        (self.clip_dir / "tool_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+        log.info("clip %s: tool exit %s in %.1f s, peak GPU %s MiB; log %s", self.clip.name,
+                 stats.get("tool_exit_code"), stats.get("tool_seconds") or 0.0, stats.get("tool_peak_gpu_mib"),
+                 self.log_path)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the tool's process group (it was started in a new session), give it 10 s, then
+    SIGKILL whatever is left of the group (children that outlived the shell included)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    proc.wait()

@@ -1,0 +1,257 @@
+"""Any image or video SR ``torch.nn.Module`` the user points at, behind the streaming contract.
+
+``target`` names the class or factory as ``"package.module:Name"``: importing it runs that
+module's code, which is the user's explicit choice in their own config (the folders in
+``sys_path`` are searched first). The checkpoint is loaded without unpickling code: safetensors,
+or ``torch.load(weights_only=True)``; ``checkpoint_key`` picks a nested state dict (``params_ema``,
+``state_dict``, ``a/b`` for deeper ones) and ``strip_prefix`` drops a key prefix (``module.``).
+
+Image models see batches of frames [B,C,H,W]; video models see each LR chunk as one clip
+([B,T,C,H,W] or [B,C,T,H,W]), optionally preceded by ``context_frames`` earlier LR frames whose
+outputs are dropped. Frames enter as RGB in ``input_range`` and leave clamped, x255 and rounded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infvsr_bench.errors import ClipError, ConfigError
+from infvsr_bench.registry import did_you_mean
+from infvsr_bench.weights import sha256_file
+from methods.base import ClipInfo, Method
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0)}
+LAYOUTS = ("BTCHW", "BCTHW")
+
+
+@dataclasses.dataclass
+class TorchModuleConfig:
+    target: str = ""  # "package.module:ClassOrFactory"
+    kwargs: dict | None = None  # constructor / factory keyword arguments
+    sys_path: list | None = None  # folders searched first for target
+    checkpoint: str = ""  # .safetensors, or a torch.save file (loaded with weights_only=True)
+    checkpoint_key: str = ""  # nested state dict inside the checkpoint, "a/b" for deeper ones
+    strip_prefix: str = ""  # removed from the start of every key that has it (e.g. "module.")
+    strict: bool = True
+    weights: str = "auto"  # auto: pretrained with a checkpoint, random without; or pretrained|random|tiny
+    kind: str = "image"  # image: per frame, batched | video: each LR chunk is one clip
+    layout: str = "BTCHW"  # video models: BTCHW or BCTHW (input and output)
+    batch_size: int = 8  # frames per forward pass (image models)
+    chunk_size: int = 16  # LR frames per process() call = temporal window of video models
+    context_frames: int = 0  # video: earlier LR frames prepended to each chunk, their outputs dropped
+    input_range: str = "0,1"  # "0,1" or "-1,1"
+    output_range: str = ""  # "" = as input_range
+    pad_multiple: int = 1  # reflect-pad LR height/width to a multiple (window sizes), crop output back
+    scale: int = 4
+    device: str = "auto"
+    dtype: str = "auto"  # float32 | bfloat16 | float16; auto = bfloat16 on CUDA, float32 on CPU
+
+    def __post_init__(self) -> None:
+        self.output_range = self.output_range or self.input_range
+        checks = [
+            (self.kind in ("image", "video"), f"kind must be image or video, got {self.kind!r}"),
+            (self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {self.layout!r}"),
+            (self.input_range in RANGES and self.output_range in RANGES,
+             f"input_range/output_range must be one of {sorted(RANGES)}"),
+            (self.dtype == "auto" or self.dtype in DTYPES, f"dtype must be auto or one of {sorted(DTYPES)}"),
+            (self.weights in ("auto", "pretrained", "random", "tiny"),
+             f"weights must be auto, pretrained, random or tiny, got {self.weights!r}"),
+            (self.batch_size >= 1 and self.pad_multiple >= 1 and self.context_frames >= 0,
+             "batch_size and pad_multiple must be >= 1, context_frames >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def import_target(target: str, sys_path: list) -> Any:
+    """``"package.module:Name"`` (``Name`` may be dotted) -> the object; ConfigError otherwise."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"method 'torch_module': target must look like 'package.module:ClassName', got {target!r}")
+    for folder in reversed([str(Path(p).expanduser().resolve()) for p in sys_path]):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"method 'torch_module': cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 -- the module's own code failed while importing
+        raise ConfigError(
+            f"method 'torch_module': importing {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None))]
+            hint = did_you_mean(part, names)
+            raise ConfigError(
+                f"method 'torch_module': {getattr(obj, '__name__', module_name)!r} has no attribute {part!r}; "
+                + (hint if len(hint) < 200 else hint[:200] + "...")
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_state_dict(path: str, key: str = "", strip_prefix: str = "") -> dict[str, torch.Tensor]:
+    """A flat name -> tensor mapping from safetensors or a weights-only torch checkpoint."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"method 'torch_module': checkpoint {file} not found")
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(file))
+        else:
+            state = torch.load(str(file), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- safetensors header errors, UnpicklingError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        how = "safetensors" if file.suffix == ".safetensors" else "torch.load(weights_only=True)"
+        raise ConfigError(f"method 'torch_module': cannot load checkpoint {file} with {how}: {first}") from None
+    for part in [p for p in key.split("/") if p]:
+        if not isinstance(state, Mapping) or part not in state:
+            keys = sorted(map(str, state))[:8] if isinstance(state, Mapping) else type(state).__name__
+            raise ConfigError(f"method 'torch_module': checkpoint {file} has no key {part!r} (top-level: {keys})")
+        state = state[part]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        keys = sorted(map(str, state))[:8] if isinstance(state, Mapping) else type(state).__name__
+        raise ConfigError(
+            f"method 'torch_module': checkpoint {file} is not a flat state dict at key {key or '(root)'!r} "
+            f"(found {keys}); set method.checkpoint_key"
+        )
+    if strip_prefix:
+        state = {k.removeprefix(strip_prefix): v for k, v in state.items()}
+    return dict(state)
+
+
+class TorchModule(Method):
+    """Wraps a user's SR nn.Module (image: per frame, batched; video: chunk by chunk)."""
+
+    name = "torch_module"
+    Config = TorchModuleConfig
+    causal = True
+
+    def __init__(self, config: TorchModuleConfig) -> None:
+        super().__init__(config)
+        if not config.target:
+            raise ConfigError("method 'torch_module' needs method.target='package.module:ClassOrFactory'")
+        self.dtype = DTYPES[config.dtype] if config.dtype != "auto" else (
+            torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        factory = import_target(config.target, config.sys_path or [])
+        if not callable(factory):
+            raise ConfigError(f"method 'torch_module': {config.target} is not a class or factory")
+        try:
+            model = factory(**dict(config.kwargs or {}))
+        except Exception as exc:  # noqa: BLE001 -- the user's constructor
+            raise ConfigError(f"method 'torch_module': {config.target}(**kwargs) raised {type(exc).__name__}: {exc}") from None
+        if not isinstance(model, torch.nn.Module):
+            raise ConfigError(f"method 'torch_module': {config.target} returned {type(model).__name__}, not an nn.Module")
+        self.checkpoint_sha256: str | None = None
+        self.missing_keys: list[str] = []
+        self.unexpected_keys: list[str] = []
+        if config.checkpoint:
+            state = load_state_dict(config.checkpoint, config.checkpoint_key, config.strip_prefix)
+            try:
+                result = model.load_state_dict(state, strict=config.strict)
+            except RuntimeError as exc:  # missing / unexpected keys, shape mismatches
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                raise ConfigError(
+                    f"method 'torch_module': checkpoint {config.checkpoint} does not fit {config.target}: "
+                    + " ".join(lines[1:3] or lines)[:600]
+                ) from None
+            self.missing_keys, self.unexpected_keys = list(result.missing_keys), list(result.unexpected_keys)
+            self.checkpoint_sha256 = sha256_file(Path(config.checkpoint).expanduser())
+        self.weights = ("pretrained" if config.checkpoint else "random") if config.weights == "auto" else config.weights
+        self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
+        self._params = sum(p.numel() for p in self.model.parameters())
+        self._context: np.ndarray | None = None
+
+    def num_parameters(self) -> int | None:
+        return self._params
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info.update(
+            {
+                "target": self.config.target,
+                "checkpoint": self.config.checkpoint or None,
+                "checkpoint_sha256": self.checkpoint_sha256,
+                "missing_keys": len(self.missing_keys),
+                "unexpected_keys": len(self.unexpected_keys),
+                "kind": self.config.kind,
+            }
+        )
+        return info
+
+    def reset(self, clip: ClipInfo) -> None:
+        super().reset(clip)
+        self._context = None
+
+    # -- tensors --------------------------------------------------------------------------------
+
+    def _to_input(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (T,H,W,3) -> (T,3,H',W') in input_range, padded to pad_multiple (reflect)."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        lo, hi = RANGES[self.config.input_range]
+        x = x * (hi - lo) + lo
+        m = self.config.pad_multiple
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        return x.to(self.dtype)
+
+    def _to_uint8(self, y: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+        lo, hi = RANGES[self.config.output_range]
+        y = ((y[..., : hw[0] * self.scale, : hw[1] * self.scale].float() - lo) / (hi - lo)).clamp_(0.0, 1.0)
+        return y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.model(x)
+        if isinstance(y, (tuple, list)):
+            y = y[0]
+        if not isinstance(y, torch.Tensor):
+            raise ClipError(f"{self.config.target} returned {type(y).__name__}, expected a tensor")
+        return y
+
+    def _check(self, y: torch.Tensor, want: tuple[int, ...]) -> None:
+        if tuple(y.shape) != want:
+            raise ClipError(
+                f"{self.config.target} output has shape {tuple(y.shape)}, expected {want} "
+                f"(x{self.scale} of the {self.config.kind} input)"
+            )
+
+    @torch.inference_mode()
+    def process(self, lr: np.ndarray) -> np.ndarray:
+        hw = lr.shape[1:3]
+        if self.config.kind == "image":
+            out = []
+            for i in range(0, len(lr), self.config.batch_size):
+                x = self._to_input(lr[i: i + self.config.batch_size])
+                y = self._forward(x)
+                self._check(y, (x.shape[0], 3, x.shape[2] * self.scale, x.shape[3] * self.scale))
+                out.append(self._to_uint8(y, hw))
+            return np.concatenate(out)
+        ctx = self._context if self._context is not None and self.config.context_frames else lr[:0]
+        frames = np.concatenate([ctx, lr])
+        x = self._to_input(frames)  # (T,3,H,W)
+        t, _, h, w = x.shape
+        x = x.permute(1, 0, 2, 3)[None] if self.config.layout == "BCTHW" else x[None]
+        y = self._forward(x)
+        want = (1, 3, t, h * self.scale, w * self.scale) if self.config.layout == "BCTHW" else (
+            1, t, 3, h * self.scale, w * self.scale)
+        self._check(y, want)
+        y = y[0].permute(1, 0, 2, 3) if self.config.layout == "BCTHW" else y[0]
+        if self.config.context_frames:
+            self._context = frames[-self.config.context_frames:].copy()
+        return self._to_uint8(y[len(ctx):], hw)

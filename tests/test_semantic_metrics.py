@@ -1,0 +1,239 @@
+"""Semantic consistency metrics against independent references: the VBench formula in numpy,
+brute-force frame-gap similarities, torch's own resize, and ImageNet labels of the shipped backbone."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import real_frames
+from skimage import data
+
+from infvsr_bench.metrics import METRICS, build_metric
+from infvsr_bench.metrics.features import (
+    CLIP_MEAN,
+    CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FeatureBank,
+    clip_preprocess,
+    dino_preprocess,
+    lite0_state_dict,
+    lite0_weights_path,
+)
+from infvsr_bench.metrics.semantic import boundary_discontinuity, slope_per_1000
+from infvsr_bench.weights import WeightsMissingError
+
+for _name, _cls in {
+    "subject_consistency": "SubjectConsistency", "background_consistency": "BackgroundConsistency",
+    "semantic_drift_dino": "SemanticDriftDino", "semantic_drift_clip": "SemanticDriftClip",
+    "semantic_offline": "SemanticOffline",
+}.items():
+    if _name not in METRICS:
+        METRICS.register(_name, f"infvsr_bench.metrics.semantic:{_cls}")
+
+SMALL = {"gaps": [1, 2, 3, 5, 8], "ring_size": 4, "anchor_stride": 2, "reference_frames": 6}  # exercises ring + anchors
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: small CPU convolutions are fastest so, and robust to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def vbench_numpy(feats: np.ndarray) -> tuple[np.ndarray, float]:
+    """VBench's loop, written out: terms for i >= 1 and their mean."""
+    d = feats.astype(np.float64)
+    terms = [0.5 * (max(0.0, d[i - 1] @ d[i]) + max(0.0, d[0] @ d[i])) for i in range(1, len(d))]
+    return np.asarray(terms), float(sum(terms) / (len(d) - 1))
+
+
+def gap_bruteforce(feats: np.ndarray, gaps, ring: int, anchor: int):
+    """Every pair for gaps <= ring, pairs starting on the anchor grid beyond."""
+    d = feats.astype(np.float64)
+    out = {}
+    for dt in gaps:
+        starts = [u for u in range(len(d) - dt) if dt <= ring or u % anchor == 0]
+        out[dt] = (np.mean([d[u] @ d[u + dt] for u in starts]) if starts else np.nan, len(starts))
+    return out
+
+
+def run(metric, frames, chunks, gt=None, starts=None):
+    metric.reset()
+    i = 0
+    for n in chunks:
+        metric.update(frames[i: i + n], None if gt is None else gt[i: i + n], i)
+        i += n
+    if starts is not None:
+        metric.set_chunk_starts(starts)
+    return metric.compute()
+
+
+def test_preprocessing_follows_vbench():
+    frame = torch.from_numpy(np.ascontiguousarray(data.astronaut()[:240, :320])).permute(2, 0, 1)[None]
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    dino = dino_preprocess(frame)
+    assert dino.shape == (1, 3, 224, 298)  # shorter side 224, longer int(320 * 224 / 240), no crop
+    # VBench resizes the uint8 tensor: float interpolation, rounded back to uint8
+    ref = F.interpolate(frame.float(), size=(224, 298), mode="bilinear", align_corners=False).round() / 255
+    torch.testing.assert_close(dino, (ref - mean) / std, atol=1e-6, rtol=0)
+
+    clip = clip_preprocess(frame)
+    assert clip.shape == (1, 3, 224, 224)
+    ref = F.interpolate(frame.float(), size=(224, 298), mode="bicubic", align_corners=False).clamp(0, 255).round()
+    ref = ref[..., 37:261] / 255  # centre crop: (298 - 224) / 2 = 37 columns off each side
+    mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
+    torch.testing.assert_close(clip, (ref - mean) / std, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("backbone", ["dino", "clip"])
+def test_missing_weights_raise_fast(backbone, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("INFVSR_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    column = {"dino": "subject_consistency", "clip": "background_consistency"}[backbone]
+    start = time.perf_counter()
+    with pytest.raises(WeightsMissingError, match=str(tmp_path / "weights")):
+        build_metric(column, {})
+    assert time.perf_counter() - start < 0.5
+
+
+def test_offline_backbone_loads_shipped_weights(monkeypatch):
+    import timm
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # the mapped checkpoint classifies real photographs correctly (ImageNet labels)
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    model.load_state_dict(lite0_state_dict(model, lite0_weights_path()))
+    images = [data.chelsea(), data.coffee()]
+    x = torch.stack([F.interpolate(torch.from_numpy(i).permute(2, 0, 1)[None].float(), size=(224, 224),
+                                   mode="bilinear", antialias=True)[0] for i in images]) / 127.5 - 1
+    with torch.no_grad():
+        top = model(x).argmax(1).tolist()
+    assert 281 <= top[0] <= 285  # a domestic cat
+    assert top[1] == 967  # espresso
+
+    metric = build_metric("semantic_offline", {})
+    assert metric.weights == "shipped"
+    assert metric.weights_sha256 == {"efficientnet-lite0-57934424.pth": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"}
+    astro = data.astronaut()
+    frames = np.stack([astro[:160, :160], astro[6:166, 8:168], data.coffee()[:160, :160]])
+    f = metric.bank.embed(frames)
+    assert np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    same, different = f[0] @ f[1], f[0] @ f[2]
+    assert same > 0.8 and different < 0.6 and same > different + 0.3
+
+
+@pytest.mark.parametrize("column,frames", [("semantic_offline", 12), ("subject_consistency", 5), ("background_consistency", 8)])
+def test_consistency_equals_vbench_formula(column, frames):
+    metric = build_metric(column, {"random_weights": column != "semantic_offline"})
+    video = real_frames(frames, (64, 80), seed=1)
+    result = run(metric, video, [3, frames - 3], starts=[0])
+    feats = metric.bank.embed(video)
+    terms, score = vbench_numpy(feats)
+    assert result.scalars[column] == pytest.approx(score, abs=1e-6)
+    np.testing.assert_allclose(result.frames[column].to_numpy()[1:], terms, atol=1e-6)
+    assert np.isnan(result.frames[column].iloc[0]) and result.frames["frame"].tolist() == list(range(frames))
+    assert metric.weights == ("shipped" if column == "semantic_offline" else "random")
+
+
+def test_streaming_matches_one_chunk_and_bruteforce_gaps():
+    video = real_frames(20, (64, 64), seed=2)
+    gt = video[:, ::-1].copy()  # mirrored: a different but related "ground truth"
+    metric = build_metric("semantic_offline", SMALL)
+    whole = run(metric, video, [20], gt, starts=[0, 8, 16])
+    parts = run(metric, video, [3, 1, 7, 9], gt, starts=[0, 8, 16])
+    # features of a frame differ by float32 rounding between batch sizes; the boundary ratio divides
+    # two (1 - cos) of ~0.02 and so magnifies that, hence a relative tolerance there
+    for key, value in whole.scalars.items():
+        assert parts.scalars[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    np.testing.assert_allclose(parts.frames.drop(columns="frame").to_numpy(), whole.frames.drop(columns="frame").to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(parts.curves["value"], whole.curves["value"], rtol=1e-5, atol=1e-6)
+    assert parts.curves[["curve", "x", "count"]].equals(whole.curves[["curve", "x", "count"]])
+
+    feats = metric.bank.embed(video)
+    gaps = whole.curves[whole.curves.curve == "sim_gap"].set_index("x")
+    for dt, (mean, count) in gap_bruteforce(feats, SMALL["gaps"], SMALL["ring_size"], SMALL["anchor_stride"]).items():
+        assert gaps.loc[dt, "count"] == count and gaps.loc[dt, "value"] == pytest.approx(mean, abs=1e-6)
+    ref = feats[:6].astype(np.float64).mean(0)
+    sim_ref = whole.curves[whole.curves.curve == "sim_reference"]["value"].to_numpy()
+    np.testing.assert_allclose(sim_ref, feats @ ref / np.linalg.norm(ref), atol=1e-6)
+    fidelity = np.einsum("ij,ij->i", feats.astype(np.float64), metric.bank.embed(gt).astype(np.float64))
+    np.testing.assert_allclose(whole.frames["semantic_offline_fidelity"], fidelity, atol=1e-6)
+    assert whole.scalars["semantic_offline_fidelity_slope"] == pytest.approx(1000 * np.polyfit(np.arange(20), fidelity, 1)[0], abs=1e-6)
+
+
+def test_static_video_gap_curve_is_flat():
+    video = np.repeat(real_frames(1, (64, 64))[:1], 14, axis=0)
+    result = run(build_metric("semantic_offline", SMALL), video, [5, 9], starts=[0, 7])
+    gaps = result.curves[result.curves.curve == "sim_gap"]
+    np.testing.assert_allclose(gaps["value"], 1.0, atol=1e-6)
+    assert gaps["count"].tolist() == [13, 12, 11, 5, 3]  # exact up to the ring (4), anchors on even frames beyond
+    assert result.scalars["semantic_offline"] == pytest.approx(1.0, abs=1e-6)
+    assert result.scalars["semantic_offline_boundary"] == 1.0
+
+
+def test_boundary_discontinuity_detects_inconsistent_chunks():
+    video = real_frames(32, (96, 128))
+    shifted = video.astype(np.int16)
+    for k, c in enumerate(range(0, 32, 8)):  # each chunk of 8 frames gets its own colour cast
+        shifted[c: c + 8] += np.array([40, -20, -40] if k % 2 else [-40, 20, 40], np.int16)
+    shifted = np.clip(shifted, 0, 255).astype(np.uint8)
+    metric = build_metric("semantic_offline", {})
+    starts = [0, 8, 16, 24]
+    smooth = run(metric, video, [8, 8, 8, 8], starts=starts).scalars["semantic_offline_boundary"]
+    jumpy = run(metric, shifted, [8, 8, 8, 8], starts=starts)
+    assert 0.8 < smooth < 1.25
+    assert jumpy.scalars["semantic_offline_boundary"] > 3
+    assert jumpy.curves[jumpy.curves.curve == "boundary"]["x"].tolist() == [8, 16, 24]
+
+
+def test_boundary_and_slope_helpers_on_known_values():
+    frames = np.array([0, 2, 4, 6, 8])
+    sims = np.array([np.nan, 0.9, 0.5, 0.9, 0.9])  # pair (2, 4) crosses the start at 3
+    ratio, at, per = boundary_discontinuity(frames, sims, [0, 3])
+    assert ratio == pytest.approx(0.5 / 0.1) and at.tolist() == [3] and per == pytest.approx([5.0])
+    assert slope_per_1000(np.arange(10), 0.5 - 0.002 * np.arange(10)) == pytest.approx(-2.0)
+
+
+def test_metrics_share_one_forward_per_chunk():
+    video = real_frames(6, (64, 64))
+    strided = {"stride": 2, "anchor_stride": 8}
+    a, b, c = (build_metric("semantic_offline", o) for o in ({}, strided, strided))
+    calls = []
+    hook = a.bank.net.register_forward_hook(lambda module, args, out: calls.append(len(out)))
+    try:
+        for m in (a, b, c):
+            m.update(video, None, 0)
+        assert calls == [6, 3]  # one forward per (chunk, stride), shared by every metric
+        assert b.compute().frames["frame"].tolist() == [0, 2, 4]
+        a.update(video.copy(), None, 6)  # another array: computed, never confused with the last one
+        assert calls == [6, 3, 6]
+        c.reset()  # a new clip restarts frame indices: nothing is served from the last clip
+        c.update(video, None, 0)
+        assert calls == [6, 3, 6, 3]
+    finally:
+        hook.remove()
+
+
+def test_dino_loads_weights_from_the_weights_folder(tmp_path):
+    from safetensors.torch import save_file
+
+    random_bank = FeatureBank.get("dino", "cpu", random_weights=True)
+    folder = tmp_path / "dino_vitb16"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in random_bank.net.vit.state_dict().items()}, folder / "model.safetensors")
+    metric = build_metric("subject_consistency", {"weights_dir": str(tmp_path), "device": "cpu"})
+    assert metric.weights == "pretrained" and set(metric.weights_sha256) == {"model.safetensors"}
+    assert metric.info()["backbone"]["dynamic_img_size"] is True
+    frames = real_frames(2, (64, 64))
+    np.testing.assert_allclose(metric.bank.embed(frames), random_bank.embed(frames), atol=1e-5)
