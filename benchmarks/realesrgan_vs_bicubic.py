@@ -31,10 +31,6 @@ sys.path.insert(0, str(REPO))
 from infvsr_bench.cli import compose, main
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.metrics import METRICS
-from methods import METHODS
-
-if "realesrgan" not in METHODS:  # until methods/base.py registers it
-    METHODS.register("realesrgan", "methods.realesrgan:RealESRGAN")
 
 RUNS = {  # run name -> method overrides
     "bicubic": ["method=bicubic"],

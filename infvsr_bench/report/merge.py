@@ -25,12 +25,16 @@ class Run:
 
     path: Path
     record: dict[str, Any]
+    alias: str | None = None  # set when two runs would otherwise share a display name
 
     @property
     def method(self) -> str:
-        """Display name; tiny weights are labelled so (never the paper model's name)."""
+        """Display name (the method's label, else the run name, else the method); tiny weights are
+        labelled so, never with the paper model's name."""
+        if self.alias:
+            return self.alias
         info = self.record["method"]
-        label = info.get("config", {}).get("label") or info["name"]
+        label = info.get("config", {}).get("label") or self.record.get("config", {}).get("run_name") or info["name"]
         return f"{label}-tiny" if info.get("weights") == "tiny" else label
 
     @property
@@ -105,6 +109,13 @@ def load_runs(patterns: list[str]) -> Merged:
             run = newer
         latest[ident] = run
     runs = sorted(latest.values(), key=lambda r: (r.dataset, r.method))
+    seen: set[tuple[str, str]] = set()
+    for run in runs:  # same display name, different configs: keep both, named apart
+        if (run.method, run.dataset) in seen:
+            notes.append(f"{run.path}: another run of {run.method} on {run.dataset} has a different config; "
+                         f"shown as {run.method} ({run.path.name})")
+            run.alias = f"{run.method} ({run.path.name})"
+        seen.add((run.method, run.dataset))
 
     # One column per (metric, version, settings); disagreeing variants get their own column.
     catalogue: dict[str, dict[str, Any]] = {}
