@@ -63,7 +63,7 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
     data = metric_vs_length(merged, metric)
     if data.empty:
         return []
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
     for i, ((method, dataset), g) in enumerate(data.groupby(["method", "dataset"], sort=False)):
         ax.plot(g["length"], g["value"], label=f"{method} ({dataset})", **_style(i))
     ax.set_xscale("log")
@@ -81,7 +81,7 @@ def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
         return []
     agg = clips.groupby("method", sort=False).agg(fps=("method_fps", "mean"), value=(metric, "mean"))
     params = {r.method: (r.record["method"].get("parameters") or 0) for r in merged.runs}
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
     biggest = max(params.values()) or 1
     for i, (method, row) in enumerate(agg.iterrows()):
         area = 60 + 1500 * params.get(method, 0) / biggest
@@ -113,7 +113,8 @@ def plot_frame_curves(merged: Merged, names: list[str], out: Path, window: int =
     curves = {n: c for n, c in curves.items() if len(c)}
     if not curves:
         return []
-    fig, axes = plt.subplots(len(curves), 1, figsize=(6, 2.6 * len(curves)), squeeze=False)
+    fig, axes = plt.subplots(len(curves), 1, figsize=(6, 2.6 * len(curves)), squeeze=False, sharex=True,
+                             layout="constrained")
     for ax, (name, data) in zip(axes[:, 0], curves.items()):
         for i, (method, g) in enumerate(data.groupby("method", sort=False)):
             line = g.groupby("x")["value"].mean().sort_index()
@@ -122,9 +123,9 @@ def plot_frame_curves(merged: Merged, names: list[str], out: Path, window: int =
             starts = _chunk_starts(merged, method)
             for s in starts[1:60]:
                 ax.axvline(s, color=PALETTE[i % len(PALETTE)], lw=0.4, ls=":", alpha=0.6)
-        ax.set_xlabel("frame")
-        ax.set_ylabel(name)
+        ax.set_ylabel(name.replace("_", " "), fontsize=8)
         _legend(ax)
+    axes[-1, 0].set_xlabel("frame")
     return _save(fig, out, "drift_" + "_".join(curves))
 
 
@@ -141,7 +142,7 @@ def plot_dt(merged: Merged, name: str, out: Path) -> list[str]:
     data = _curve(merged, name)
     if data.empty:
         return []
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
     for i, (method, g) in enumerate(data.groupby("method", sort=False)):
         weighted = g.assign(w=g["value"] * g["count"]).groupby("x")[["w", "count"]].sum()
         ax.plot(weighted.index, weighted["w"] / weighted["count"].replace(0, np.nan), label=method, **_style(i))
@@ -158,7 +159,7 @@ def plot_boundaries(merged: Merged, name: str, out: Path) -> list[str]:
     data = _curve(merged, name)
     if data.empty:
         return []
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     for i, (method, g) in enumerate(data.groupby("method", sort=False)):
         line = g.groupby("x")["value"].mean().sort_index()
         ax.plot(line.index, line.values, label=method, lw=1, **_style(i), ms=3)
