@@ -9,12 +9,12 @@ implicitly: a missing file raises at once with one line per file saying where it
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Iterable
 
+from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import InfvsrError
 
 CHECKSUMS = "checksums.json"
@@ -44,14 +44,6 @@ def weights_dir(option: str | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME", "~/.cache")
     return Path(cache).expanduser() / "infvsr_bench" / "weights"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def locate(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:

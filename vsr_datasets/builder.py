@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError, InfvsrError
 from infvsr_bench.io.writers import open_writer
 
@@ -48,19 +49,11 @@ def clip_seed(seed: int, clip: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(clip.encode())) % (2**31)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tree_sha256(path: Path) -> dict[str, str]:
     """sha256 of a file, or of every file of a frame folder, keyed by path relative to ``path``."""
     if path.is_file():
-        return {".": file_sha256(path)}
-    return {p.name: file_sha256(p) for p in sorted(path.iterdir()) if p.is_file()}
+        return {".": sha256_file(path)}
+    return {p.name: sha256_file(p) for p in sorted(path.iterdir()) if p.is_file()}
 
 
 def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -144,7 +137,7 @@ def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[
         "scale": scale,
         "seed": seed,
         "source": source.spec(),
-        **({"source_sha256": file_sha256(Path(clip["source"]["path"]))} if "source_file" in clip else {}),
+        **({"source_sha256": sha256_file(Path(clip["source"]["path"]))} if "source_file" in clip else {}),
         "degradation": degradation.spec(),
         "gt": {"path": gt_rel, **gt_w.record(), "sha256": tree_sha256(out / gt_rel)},
         "lr": {"path": lr_rel, **lr_w.record(), "sha256": tree_sha256(out / lr_rel)},

@@ -89,8 +89,8 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int
     return F.scaled_dot_product_attention(heads(q), heads(k), heads(v)).transpose(1, 2).flatten(2)
 
 
-class SelfAttention(nn.Module):
-    """Self-attention with whole-dim q/k RMSNorm, 3-D RoPE and the previous chunk's (k, v) prepended."""
+class _Projections(nn.Module):
+    """The q/k/v/o linears and whole-dim q/k RMSNorms both attention kinds carry (checkpoint names)."""
 
     def __init__(self, dim: int, num_heads: int, eps: float) -> None:
         super().__init__()
@@ -101,6 +101,10 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
+
+
+class SelfAttention(_Projections):
+    """Self-attention with whole-dim q/k RMSNorm, 3-D RoPE and the previous chunk's (k, v) prepended."""
 
     def forward(
         self,
@@ -117,18 +121,8 @@ class SelfAttention(nn.Module):
         return self.o(_attention(q, keys, values, self.num_heads)), (k, v)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Projections):
     """Attention from the video tokens to the context tokens (q/k RMSNorm, no RoPE)."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps)
-        self.norm_k = RMSNorm(dim, eps)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         q, k, v = self.norm_q(self.q(x)), self.norm_k(self.k(context)), self.v(context)
