@@ -139,3 +139,17 @@ def test_metric_vs_length_cuts_prefixes(tmp_path):
     at250 = data[data["length"] == 250]["value"].item()
     assert at100 == pytest.approx((np.mean(ramp[:100]) + 40.0) / 2)  # both clips reach 100 frames
     assert at250 == pytest.approx(np.mean(ramp[:250]))  # only the long clip reaches 250
+
+
+def test_figure_data_match_the_leaderboard(three_runs):
+    from infvsr_bench.report.plots import metric_vs_length, speed_quality
+
+    merged = load_runs([str(three_runs)])
+    board = leaderboard(merged, ["psnr"])
+    sq = speed_quality(merged, "psnr")
+    for method in ("A", "B", "C"):
+        assert sq.loc[method, "value"] == pytest.approx(board.values.loc[method, ("toy", "psnr")])
+    assert sq.loc["A", "fps"] == 50 and sq.loc["C", "fps"] == 1
+    # A prefix as long as every clip is the whole clip: the length curve ends at the table's value.
+    ends = metric_vs_length(merged, "psnr", lengths=(2,))
+    assert ends.set_index("method").loc["B", "value"] == pytest.approx(28.0)

@@ -74,12 +74,19 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
     return _save(fig, out, f"length_{metric}")
 
 
+def speed_quality(merged: Merged, metric: str) -> pd.DataFrame:
+    """Per method: mean frames/s and the clip mean of ``metric`` over ok clips (as the leaderboard)."""
+    clips = merged.clips[merged.clips["status"] == "ok"] if len(merged.clips) else merged.clips
+    if metric not in clips or "method_fps" not in clips:
+        return pd.DataFrame(columns=["fps", "value"])
+    return clips.groupby("method", sort=False).agg(fps=("method_fps", "mean"), value=(metric, "mean"))
+
+
 def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
     """Frames/s (log x) vs a quality metric; bubble area proportional to parameter count."""
-    clips = merged.clips[merged.clips["status"] == "ok"]
-    if metric not in clips or "method_fps" not in clips:
+    agg = speed_quality(merged, metric)
+    if agg.empty:
         return []
-    agg = clips.groupby("method", sort=False).agg(fps=("method_fps", "mean"), value=(metric, "mean"))
     params = {r.method: (r.record["method"].get("parameters") or 0) for r in merged.runs}
     fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
     biggest = max(params.values()) or 1
