@@ -187,3 +187,25 @@ def test_scene_cut_resets_caches_and_positions():
     # After the cut, the output is exactly that of a fresh pipeline on the second scene.
     fresh, _ = _run(pipe, SceneChunker(detect=True), video[30:], feed=7)
     np.testing.assert_array_equal(out[30:], fresh)
+
+
+@pytest.mark.slow
+def test_run_command_with_infvsr(weights_folder, tmp_path):
+    """`run method=infvsr` end to end through the runner, with the official-layout files present."""
+    import pandas as pd
+    from conftest import downscale, real_frames, write_clip
+
+    from infvsr_bench.cli import main
+
+    gt = real_frames(14, (64, 96))
+    write_clip(tmp_path / "data" / "GT" / "clip.mkv", gt)
+    write_clip(tmp_path / "data" / "LR" / "clip.mkv", downscale(gt))
+    code = main(["run", "method=infvsr", f"method.weights_dir={weights_folder}", "method.weights=random",
+                 "method.device=cpu", "method.scene_detection=false", "dataset=folder",
+                 f"dataset.root={tmp_path / 'data'}", f"output_root={tmp_path / 'runs'}", "progress=false"])
+    assert code == 0
+    run = tmp_path / "runs" / "folder" / "infvsr"
+    clips = pd.read_parquet(run / "clips.parquet")
+    assert clips.loc[0, "frames"] == 14 and list(clips.loc[0, "chunk_starts"]) == [0, 9]
+    record = json.loads((run / "run.json").read_text())
+    assert record["method"]["weights"] == "random" and len(record["method"]["weights_sha256"]) == 4
