@@ -200,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     except InfvsrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        if "libGL" not in str(exc):
+            raise
+        print("error: cv2 is OpenCV's GUI build, which needs libGL: run `pip install --force-reinstall "
+              "--no-deps opencv-python-headless==4.13.0.92` (see README)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished clips are saved; run the same command again to resume", file=sys.stderr)
         return 130
