@@ -336,3 +336,12 @@ def test_dover_unrelated_pypi_package_is_named(monkeypatch, tmp_path):
         build_metric("dover", {"weights_dir": str(tmp_path)})
     with pytest.raises(WeightsMissingError, match="DOVER.pth"):
         build_metric("dover", {"weights_dir": str(tmp_path / "empty")})
+
+
+def test_niqe_refuses_frames_smaller_than_its_block():
+    from infvsr_bench.errors import ClipError
+    from infvsr_bench.metrics import build_metric
+
+    metric = build_metric("niqe", {})
+    with pytest.raises(ClipError, match="niqe needs frames of at least 96x96 pixels after cropping, got 96x64"):
+        metric.update(np.zeros((2, 64, 96, 3), np.uint8), None, 0)

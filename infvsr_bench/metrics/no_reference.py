@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import MetricKind
 from infvsr_bench.metrics.pyiqa_backend import (
     PYIQA_URL,
@@ -102,5 +103,14 @@ class NIQE(PyiqaMetric):
     Settings = NIQESettings
     spec = NIQE_SPEC
 
+    BLOCK = 96  # pyiqa's NIQE scores whole 96x96 blocks (the MATLAB release's patch size)
+
     def pyiqa_options(self) -> dict[str, Any]:
         return {"crop_border": self.settings.crop_border}
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        h, w = (d - 2 * self.settings.crop_border for d in sr.shape[1:3])
+        if min(h, w) < self.BLOCK:
+            raise ClipError(f"niqe needs frames of at least {self.BLOCK}x{self.BLOCK} pixels after cropping, "
+                            f"got {w}x{h}")
+        super().update(sr, gt, frame_index)

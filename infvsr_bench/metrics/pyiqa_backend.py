@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import types
 from collections.abc import Callable, Mapping
@@ -239,6 +240,8 @@ def build(
         resolved = resolve(spec, weights_dir, allow_download)
     import pyiqa
     import torch
+
+    logging.getLogger("pyiqa").setLevel(logging.WARNING)  # its per-metric INFO lines would flood run output
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
     build_options = dict(options)
