@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from methods.infvsr.vae import StreamCache, TileConfig, WanVAE, blend_mask, tile_boxes
+from methods.infvsr.vae import (
+    RMSNorm,
+    StreamCache,
+    TileConfig,
+    WanVAE,
+    _NearestUp2x,
+    blend_mask,
+    tile_boxes,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "infvsr_reference"
@@ -192,3 +201,38 @@ def test_tiled_streaming_blends_per_tile_streams_and_stays_close_to_untiled() ->
     assert (z_tiled - z_plain).abs().mean() < 0.05 * z_plain.std()
     assert (x_tiled - x_plain).abs().mean() < 0.25 * x_plain.std()
     assert torch.corrcoef(torch.stack([x_tiled.flatten(), x_plain.flatten()]))[0, 1] > 0.95
+
+
+def test_nearest_upsampling_in_run_dtype_equals_upstreams_float32_round_trip() -> None:
+    x = torch.randn(2, 6, 5, 7).to(torch.bfloat16)
+    upstream = torch.nn.functional.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
+    assert torch.equal(_NearestUp2x()(x), upstream)
+
+
+def _encode_decode(vae: WanVAE, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    z = _encode_two_chunks(vae, video, StreamCache())
+    return z, vae.decode_chunk(z, StreamCache())
+
+
+def test_channels_last_weights_give_the_same_latents_and_frames() -> None:
+    video = _smooth_video(5, 32, 48)
+    z_ref, x_ref = _encode_decode(_small_vae(), video)
+    z, x = _encode_decode(_small_vae().to_channels_last(), video)
+    torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x, x_ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on CPU needs a C compiler")
+def test_compiled_norms_give_the_same_latents_and_frames() -> None:
+    video = _smooth_video(5, 32, 48)
+    reference = _small_vae()
+    for norm in (m for m in reference.modules() if isinstance(m, RMSNorm)):
+        torch.nn.init.uniform_(norm.gamma, 0.5, 1.5)  # non-trivial gains: the fused form folds sqrt(C) into them
+    compiled = copy.deepcopy(reference).compile_norms()
+    z_ref, x_ref = _encode_decode(reference, video)
+    z, x = _encode_decode(compiled, video)
+    assert all(m.fused is not None for m in compiled.modules() if isinstance(m, RMSNorm))
+    torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x, x_ref, atol=1e-5, rtol=0)

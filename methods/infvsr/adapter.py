@@ -42,7 +42,8 @@ class InfVSRConfig:
     rope_dtype: str = "float64"
     vae_tile_threshold: int = 1024
     upscale_on_device: bool = False
-    compile: bool = False
+    compile: bool = False  # torch.compile the DiT
+    compile_vae_norms: bool = False  # fuse each VAE norm+SiLU pair into one compiled kernel
 
     def __post_init__(self) -> None:
         if self.weights not in ("pretrained", "random", "tiny"):
@@ -102,6 +103,8 @@ class InfVSR(Method):
             vae.to_channels_last()  # measured 11% faster and 1 GiB lower peak at 720p (benchmarks/RESULTS.md)
         if config.compile:
             modules[0] = torch.compile(modules[0])
+        if config.compile_vae_norms:
+            vae.compile_norms()
         self._params = sum(p.numel() for m in (dit, vae, encoder) for p in m.parameters())
         self.pipeline = InfVSRPipeline(*modules, scale=self.scale, device=self.device, dtype=self.dtype,
                                        upscale_on_device=config.upscale_on_device)

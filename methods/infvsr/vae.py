@@ -128,20 +128,26 @@ def _ramp_1d(length: int, at_start: bool, at_end: bool, ramp: int) -> Tensor:
 
 
 class CausalConv3d(nn.Conv3d):
-    """3-D conv zero-padded spatially and causally in time (2*pad frames in front), cached frames first."""
+    """3-D conv zero-padded spatially and causally in time (2*pad frames in front), cached frames first.
+
+    The spatial zero padding is the convolution's own (no padded copy of the input); only the
+    time axis is extended, by the cached frames or, at a sequence start, by zeros.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int | tuple[int, int, int],
                  stride: int | tuple[int, int, int] = 1, padding: int | tuple[int, int, int] = 0) -> None:
-        super().__init__(in_dim, out_dim, kernel, stride=stride)
         pt, ph, pw = (padding,) * 3 if isinstance(padding, int) else padding
-        self._pad = (pw, pw, ph, ph, 2 * pt, 0)
+        super().__init__(in_dim, out_dim, kernel, stride=stride, padding=(0, ph, pw))
+        self._time_pad = 2 * pt
 
     def forward(self, x: Tensor, history: Tensor | None = None) -> Tensor:
-        pad = list(self._pad)
-        if history is not None and pad[4] > 0:
+        missing = self._time_pad
+        if history is not None and missing > 0:
             x = torch.cat([history, x], dim=2)
-            pad[4] -= history.shape[2]
-        return super().forward(F.pad(x, pad))
+            missing -= history.shape[2]
+        if missing > 0:
+            x = F.pad(x, (0, 0, 0, 0, missing, 0))
+        return super().forward(x)
 
 
 def _cached_conv(conv: CausalConv3d, x: Tensor, cache: StreamCache) -> Tensor:
@@ -156,16 +162,40 @@ def _cached_conv(conv: CausalConv3d, x: Tensor, cache: StreamCache) -> Tensor:
     return out
 
 
+def norm_silu(x: Tensor, gamma: Tensor, scale: float) -> Tensor:
+    """SiLU(RMSNorm(x)) over [B,C,T,H,W] in upstream's op order."""
+    y = F.normalize(x, dim=1) * scale * gamma
+    return F.silu(y, inplace=not torch.is_grad_enabled())  # in place only when no graph needs y
+
+
+def _gain_norm_silu(x: Tensor, gain: Tensor) -> Tensor:
+    """SiLU(normalize(x) * gain) with ``gain`` = scale * gamma flattened: the form ``compile_norms`` fuses.
+
+    A plain [C] tensor input (not the parameter, not a float) keeps the compiled graph shape-generic.
+    """
+    return F.silu(F.normalize(x, dim=1) * gain.view(-1, 1, 1, 1))
+
+
 class RMSNorm(nn.Module):
-    """Channel RMS norm (L2-normalise over C, times sqrt(C) and ``gamma``); no bias, as in Wan2.1."""
+    """Channel RMS norm (L2-normalise over C, times sqrt(C) and ``gamma``); no bias, as in Wan2.1.
+
+    ``with_silu`` is the norm followed by SiLU (every use but the attention's); after
+    ``WanVAE.compile_norms`` it runs as one compiled kernel instead.
+    """
 
     def __init__(self, dim: int, images: bool) -> None:
         super().__init__()
         self.scale = dim**0.5
         self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))
+        self.fused: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=1) * self.scale * self.gamma
+
+    def with_silu(self, x: Tensor) -> Tensor:
+        if self.fused is not None:
+            return self.fused(x, (self.gamma * self.scale).flatten())
+        return norm_silu(x, self.gamma, self.scale)
 
 
 def _per_frame(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -190,9 +220,10 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor, cache: StreamCache) -> Tensor:
         h = self.shortcut(x)
-        for layer in self.residual:
-            x = _cached_conv(layer, x, cache) if isinstance(layer, CausalConv3d) else layer(x)
-        return x + h
+        r = self.residual
+        x = _cached_conv(r[2], r[0].with_silu(x), cache)
+        x = _cached_conv(r[6], r[3].with_silu(x), cache)
+        return x.add_(h)
 
 
 class AttentionBlock(nn.Module):
@@ -216,10 +247,13 @@ class AttentionBlock(nn.Module):
 
 
 class _NearestUp2x(nn.Module):
-    """Nearest-exact x2 spatial upsampling, computed in float32 like upstream."""
+    """Nearest-exact x2 spatial upsampling. Upstream casts to float32 and back; copying values
+
+    needs no arithmetic, so the run dtype gives the same bits without two full-size casts.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x.float(), scale_factor=2.0, mode="nearest-exact").type_as(x)
+        return F.interpolate(x, scale_factor=2.0, mode="nearest-exact")
 
 
 class Resample(nn.Module):
@@ -293,7 +327,7 @@ def _head(in_dim: int, out_dim: int) -> nn.Sequential:
 
 
 def _run_head(head: nn.Sequential, x: Tensor, cache: StreamCache) -> Tensor:
-    return _cached_conv(head[2], head[1](head[0](x)), cache)
+    return _cached_conv(head[2], head[0].with_silu(x), cache)
 
 
 class Encoder3d(nn.Module):
@@ -382,6 +416,17 @@ class WanVAE(nn.Module):
                 module.weight.data = module.weight.data.to(memory_format=torch.channels_last_3d)
             elif isinstance(module, nn.Conv2d):
                 module.weight.data = module.weight.data.to(memory_format=torch.channels_last)
+        return self
+
+    def compile_norms(self) -> WanVAE:
+        """Run every norm+SiLU pair through one ``torch.compile``d function (shape-dynamic, shared).
+
+        At 720p these element-wise passes are memory-bound; fused, each reads and writes its map once.
+        """
+        compiled = torch.compile(_gain_norm_silu, dynamic=True)
+        for module in self.modules():
+            if isinstance(module, RMSNorm):
+                module.fused = compiled
         return self
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
