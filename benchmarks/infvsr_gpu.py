@@ -4,6 +4,7 @@ Per chunk: wall time, frames/s and peak GPU memory; overall: the split between u
 encode, DiT and VAE decode (measured in a second pass with device syncs between stages).
 Random weights: these numbers measure speed only, never quality.
 Usage: python benchmarks/infvsr_gpu.py [--frames 201] [--lr 180 320] [--rope float64] [--compile]
+       [--compile-vae-norms] [--vae-channels-last] [--upscale-on-device] [--profile-ops N] [--json F]
 """
 
 from __future__ import annotations
@@ -73,6 +74,26 @@ def run(pipe: InfVSRPipeline, clip: np.ndarray, profile: bool) -> list[dict]:
     return rows
 
 
+def top_ops(pipe: InfVSRPipeline, clip: np.ndarray, n: int) -> list[dict]:
+    """The ``n`` ops with the most GPU time over the second chunk of ``clip`` (a steady, cached chunk)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    pipe.reset()
+    chunks = SceneChunker(detect=False).push(clip[:21])
+    pipe.process(to_model_range(chunks[0].frames), True)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        pipe.process(to_model_range(chunks[1].frames), False)
+        torch.cuda.synchronize()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)
+    total = sum(e.self_device_time_total for e in events)
+    rows = [{"op": e.key[:80], "calls": e.count, "ms": round(e.self_device_time_total / 1000, 2),
+             "share": round(e.self_device_time_total / total, 3)} for e in events[:n]]
+    for r in rows:
+        print(f"{r['ms']:9.2f} ms {r['share']:6.1%} x{r['calls']:<5d} {r['op']}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=201)
@@ -81,6 +102,9 @@ def main() -> None:
     parser.add_argument("--upscale-on-device", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--vae-channels-last", action="store_true")
+    parser.add_argument("--compile-vae-norms", action="store_true")
+    parser.add_argument("--profile-ops", type=int, default=0, metavar="N",
+                        help="also print the N GPU ops with the most device time over one steady chunk")
     parser.add_argument("--json")
     args = parser.parse_args()
     device, dtype = "cuda", torch.bfloat16
@@ -93,6 +117,8 @@ def main() -> None:
         dit = torch.compile(dit)
     if args.vae_channels_last:
         vae.to_channels_last()
+    if args.compile_vae_norms:
+        vae.compile_norms()
     pipe = InfVSRPipeline(dit, vae, encoder, device=device, dtype=dtype, upscale_on_device=args.upscale_on_device)
     clip = video(args.frames, *args.lr)
     run(pipe, clip[:33], profile=False)  # warm-up: cudnn autotuning, allocator, compile
@@ -105,13 +131,16 @@ def main() -> None:
     summary = {
         "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "lr": args.lr,
         "hr": [4 * v for v in args.lr], "frames": total_frames, "rope": args.rope, "compile": args.compile,
-        "upscale_on_device": args.upscale_on_device, "vae_channels_last": args.vae_channels_last, "dtype": "bfloat16", "weights": "random",
+        "upscale_on_device": args.upscale_on_device, "vae_channels_last": args.vae_channels_last,
+        "compile_vae_norms": args.compile_vae_norms, "dtype": "bfloat16", "weights": "random",
         "fps_overall": total_frames / total_s,
         "fps_steady": sum(r["frames"] for r in steady) / sum(r["seconds"] for r in steady),
         "peak_gib_max": max(r["peak_gib"] for r in rows), "peak_gib_by_chunk": [round(r["peak_gib"], 2) for r in rows],
         "cache_mib_by_chunk": [round(r["cache_mib"], 1) for r in rows], "stage_seconds": split,
         "stage_share": {k: round(v / sum(split.values()), 3) for k, v in split.items()},
     }
+    if args.profile_ops:
+        summary["top_ops"] = top_ops(pipe, clip, args.profile_ops)
     print(json.dumps(summary, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "chunks": rows}, indent=1))
