@@ -29,6 +29,7 @@ step() {  # step NAME SECONDS CMD...: one benchmark, its warnings filtered out o
 
 fast="--rope float32 --upscale-on-device --vae-channels-last"
 step infvsr 140 python3 benchmarks/infvsr_gpu.py $fast --profile-ops 20 --json "$out/infvsr.json"
+step conv3d_forms 60 python3 benchmarks/conv3d_forms.py
 step infvsr_norms 160 python3 benchmarks/infvsr_gpu.py $fast --compile-vae-norms --json "$out/infvsr_norms.json"
 step metrics 120 python3 benchmarks/metric_set_speed.py --frames 96 --json "$out/metrics.json"
 step features 45 python3 benchmarks/feature_speed.py --device cuda --frames 64 --backbones dino clip

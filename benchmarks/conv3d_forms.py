@@ -1,0 +1,80 @@
+"""Time the VAE's 3x3x3 causal conv three ways at its 720p shapes: cuDNN conv3d, three time-tap
+conv2d calls summed, and one conv2d over the three taps stacked on channels. Same numbers (checked),
+different kernels: if a 2-D form is much faster on a GPU, the VAE can use it without changing a value
+beyond rounding. bf16, channels-last, random weights.
+Usage: python benchmarks/conv3d_forms.py [--device cuda] [--frames 4] [--repeats 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+# (channels, height, width) of the 3x3x3 convs that dominate the Wan VAE at 720p output.
+SHAPES = [(96, 720, 1280), (192, 360, 640), (384, 180, 320)]
+
+
+def conv3d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x [1,C,T+2,H,W] (history first), w [O,C,3,3,3] -> [1,O,T,H,W]."""
+    return F.conv3d(x, w, padding=(0, 1, 1))
+
+
+def taps_summed(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The same conv as three 2-D convs over the frames, one per time tap, summed."""
+    t = x.shape[2] - 2
+    frames = x[0].transpose(0, 1)  # [T+2, C, H, W]
+    out = sum(F.conv2d(frames[k:k + t], w[:, :, k], padding=1) for k in range(3))
+    return out.transpose(0, 1)[None]
+
+
+def taps_stacked(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The same conv as one 2-D conv whose input stacks the three time taps on channels."""
+    t = x.shape[2] - 2
+    frames = x[0].transpose(0, 1)
+    stacked = torch.cat([frames[k:k + t] for k in range(3)], dim=1)
+    w2 = w.permute(0, 2, 1, 3, 4).reshape(w.shape[0], -1, 3, 3)
+    return F.conv2d(stacked, w2, padding=1).transpose(0, 1)[None]
+
+
+def timed(fn: Callable[[], torch.Tensor], device: str, repeats: int) -> float:
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--scale", type=int, default=1, help="divide H and W (quick CPU checks)")
+    args = parser.parse_args()
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    torch.backends.cudnn.benchmark = True
+    for c, h, w in SHAPES:
+        h, w = h // args.scale, w // args.scale
+        x = torch.randn(1, c, args.frames + 2, h, w, device=args.device, dtype=dtype)
+        x = x.to(memory_format=torch.channels_last_3d)
+        weight = (torch.randn(c, c, 3, 3, 3, device=args.device, dtype=dtype) / (27 * c) ** 0.5)
+        weight = weight.to(memory_format=torch.channels_last_3d)
+        ref = conv3d(x, weight).float()
+        tflop = 2 * 27 * c * c * args.frames * h * w / 1e12
+        for name, fn in (("conv3d", conv3d), ("taps_summed", taps_summed), ("taps_stacked", taps_stacked)):
+            err = (fn(x, weight).float() - ref).abs().max().item() / ref.abs().max().item()
+            seconds = timed(lambda fn=fn: fn(x, weight), args.device, args.repeats)
+            print(f"C={c:3d} {h}x{w} T={args.frames} {name:12s} {seconds * 1000:8.2f} ms "
+                  f"{tflop / seconds:7.1f} TFLOP/s  rel. diff {err:.1e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
