@@ -1,7 +1,7 @@
-"""Time the VAE's 3x3x3 causal conv three ways at its 720p shapes: cuDNN conv3d, three time-tap
-conv2d calls summed, and one conv2d over the three taps stacked on channels. Same numbers (checked),
-different kernels: if a 2-D form is much faster on a GPU, the VAE can use it without changing a value
-beyond rounding. bf16, channels-last, random weights.
+"""Time the VAE's 3x3x3 causal conv three ways at its 720p shapes: cuDNN conv3d, and the VAE's
+``CONV_FORMS`` (one conv2d per time tap summed; one conv2d over the taps stacked on channels).
+Same numbers (checked), different kernels: the fastest is what ``WanVAE.set_conv_form`` should
+pick on that GPU. bf16, channels-last, random weights.
 Usage: python benchmarks/conv3d_forms.py [--device cuda] [--frames 4] [--repeats 10]
 """
 
@@ -9,35 +9,27 @@ from __future__ import annotations
 
 import argparse
 import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from methods.infvsr.vae import CONV_FORMS  # noqa: E402
 
 # (channels, height, width) of the 3x3x3 convs that dominate the Wan VAE at 720p output.
 SHAPES = [(96, 720, 1280), (192, 360, 640), (384, 180, 320)]
 
 
 def conv3d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """x [1,C,T+2,H,W] (history first), w [O,C,3,3,3] -> [1,O,T,H,W]."""
+    """x [1,C,T+2,H,W] (history first), w [O,C,3,3,3] -> [1,O,T,H,W]: cuDNN's 3-D kernel."""
     return F.conv3d(x, w, padding=(0, 1, 1))
 
 
-def taps_summed(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The same conv as three 2-D convs over the frames, one per time tap, summed."""
-    t = x.shape[2] - 2
-    frames = x[0].transpose(0, 1)  # [T+2, C, H, W]
-    out = sum(F.conv2d(frames[k:k + t], w[:, :, k], padding=1) for k in range(3))
-    return out.transpose(0, 1)[None]
-
-
-def taps_stacked(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """The same conv as one 2-D conv whose input stacks the three time taps on channels."""
-    t = x.shape[2] - 2
-    frames = x[0].transpose(0, 1)
-    stacked = torch.cat([frames[k:k + t] for k in range(3)], dim=1)
-    w2 = w.permute(0, 2, 1, 3, 4).reshape(w.shape[0], -1, 3, 3)
-    return F.conv2d(stacked, w2, padding=1).transpose(0, 1)[None]
+FORMS = {"conv3d": conv3d} | {name: (lambda x, w, f=f: f(x, w, None, (1, 1))) for name, f in CONV_FORMS.items()}
 
 
 def timed(fn: Callable[[], torch.Tensor], device: str, repeats: int) -> float:
@@ -69,7 +61,7 @@ def main() -> None:
         weight = weight.to(memory_format=torch.channels_last_3d)
         ref = conv3d(x, weight).float()
         tflop = 2 * 27 * c * c * args.frames * h * w / 1e12
-        for name, fn in (("conv3d", conv3d), ("taps_summed", taps_summed), ("taps_stacked", taps_stacked)):
+        for name, fn in FORMS.items():
             err = (fn(x, weight).float() - ref).abs().max().item() / ref.abs().max().item()
             seconds = timed(lambda fn=fn: fn(x, weight), args.device, args.repeats)
             print(f"C={c:3d} {h}x{w} T={args.frames} {name:12s} {seconds * 1000:8.2f} ms "

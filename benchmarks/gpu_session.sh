@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One prepared device session for issues 4 and 5 (~8 min on an H200 after the machine starts).
-# Here:   bash benchmarks/fetch_device_wheels.sh
-# Device: run(command="bash benchmarks/gpu_session.sh", carry=[".whl"], timeout_s=600)
-# Writes to $OUT: session.log and one JSON per step; the numbers go into benchmarks/RESULTS.md.
-# Steps run most important first, each under its own timeout, so a slow one cannot eat the rest.
+# Prepared device checks for issues 4 and 5. Steps run in the order given (default: all, most
+# important first), each under its own timeout so a slow one cannot eat the rest.
+# Here:   bash benchmarks/fetch_device_wheels.sh        (wheels the GPU image lacks, into .whl/)
+# Device: run(command="bash benchmarks/gpu_session.sh infvsr conv3d_forms infvsr_norms metrics features",
+#             carry=[".whl"], timeout_s=600)   then, on the warm machine, the variants that call suggests:
+#         run(command="bash benchmarks/gpu_session.sh infvsr_taps_summed infvsr_norms_dit", carry=[".whl"])
+# Writes $OUT/session.log and one JSON per InfVSR/metrics step; the numbers go into benchmarks/RESULTS.md.
 set -u
 out=${OUT:-/tmp/gpu_session}
 mkdir -p "$out"
@@ -27,12 +29,28 @@ step() {  # step NAME SECONDS CMD...: one benchmark, its warnings filtered out o
   [ "$rc" -eq 0 ] || echo "== $name: exit $rc (124: timed out)"
 }
 
-fast="--rope float32 --upscale-on-device --vae-channels-last"
-step infvsr 140 python3 benchmarks/infvsr_gpu.py $fast --profile-ops 20 --json "$out/infvsr.json"
-step conv3d_forms 60 python3 benchmarks/conv3d_forms.py
-step infvsr_norms 160 python3 benchmarks/infvsr_gpu.py $fast --compile-vae-norms --json "$out/infvsr_norms.json"
-step metrics 120 python3 benchmarks/metric_set_speed.py --frames 96 --json "$out/metrics.json"
-step features 45 python3 benchmarks/feature_speed.py --device cuda --frames 64 --backbones dino clip
-step infvsr_norms_dit 240 python3 benchmarks/infvsr_gpu.py $fast --compile-vae-norms --compile \
-  --json "$out/infvsr_norms_dit.json"
+infvsr() {  # infvsr NAME SECONDS [extra flags]: the 720p benchmark with the fast defaults
+  local name=$1 limit=$2
+  shift 2
+  step "$name" "$limit" python3 benchmarks/infvsr_gpu.py --rope float32 --upscale-on-device --vae-channels-last \
+    "$@" --json "$out/$name.json"
+}
+
+run_step() {
+  case $1 in
+    infvsr) infvsr infvsr 150 --profile-ops 20 ;;
+    conv3d_forms) step conv3d_forms 60 python3 benchmarks/conv3d_forms.py ;;
+    infvsr_norms) infvsr infvsr_norms 180 --compile-vae-norms ;;
+    infvsr_taps_summed) infvsr infvsr_taps_summed 150 --vae-conv-form taps_summed ;;
+    infvsr_taps_stacked) infvsr infvsr_taps_stacked 150 --vae-conv-form taps_stacked ;;
+    infvsr_norms_dit) infvsr infvsr_norms_dit 240 --compile-vae-norms --compile ;;
+    metrics) step metrics 150 python3 benchmarks/metric_set_speed.py --frames 96 --json "$out/metrics.json" ;;
+    features) step features 45 python3 benchmarks/feature_speed.py --device cuda --frames 64 --backbones dino clip ;;
+    *) echo "unknown step $1" ;;
+  esac
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(infvsr conv3d_forms infvsr_norms metrics features infvsr_taps_summed infvsr_norms_dit)
+for s in "${steps[@]}"; do run_step "$s"; done
 echo "== done $(date +%T)"

@@ -4,7 +4,7 @@ Per chunk: wall time, frames/s and peak GPU memory; overall: the split between u
 encode, DiT and VAE decode (measured in a second pass with device syncs between stages).
 Random weights: these numbers measure speed only, never quality.
 Usage: python benchmarks/infvsr_gpu.py [--frames 201] [--lr 180 320] [--rope float64] [--compile]
-       [--compile-vae-norms] [--vae-channels-last] [--upscale-on-device] [--profile-ops N] [--json F]
+       [--compile-vae-norms] [--vae-conv-form conv3d|taps_summed|taps_stacked] [--vae-channels-last] [--upscale-on-device] [--profile-ops N] [--json F]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from methods.infvsr.adapter import to_model_range, to_uint8  # noqa: E402
 from methods.infvsr.dit import WanDiT, WanDiTConfig  # noqa: E402
 from methods.infvsr.pipeline import InfVSRPipeline  # noqa: E402
 from methods.infvsr.scenes import SceneChunker  # noqa: E402
-from methods.infvsr.vae import WanVAE  # noqa: E402
+from methods.infvsr.vae import CONV_FORMS, WanVAE  # noqa: E402
 from methods.infvsr.visual_encoder import VisualEncoder  # noqa: E402
 
 
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--vae-channels-last", action="store_true")
     parser.add_argument("--compile-vae-norms", action="store_true")
+    parser.add_argument("--vae-conv-form", default="conv3d", choices=["conv3d", *CONV_FORMS])
     parser.add_argument("--profile-ops", type=int, default=0, metavar="N",
                         help="also print the N GPU ops with the most device time over one steady chunk")
     parser.add_argument("--json")
@@ -119,6 +120,7 @@ def main() -> None:
         vae.to_channels_last()
     if args.compile_vae_norms:
         vae.compile_norms()
+    vae.set_conv_form(args.vae_conv_form)
     pipe = InfVSRPipeline(dit, vae, encoder, device=device, dtype=dtype, upscale_on_device=args.upscale_on_device)
     clip = video(args.frames, *args.lr)
     run(pipe, clip[:33], profile=False)  # warm-up: cudnn autotuning, allocator, compile
@@ -132,7 +134,7 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "lr": args.lr,
         "hr": [4 * v for v in args.lr], "frames": total_frames, "rope": args.rope, "compile": args.compile,
         "upscale_on_device": args.upscale_on_device, "vae_channels_last": args.vae_channels_last,
-        "compile_vae_norms": args.compile_vae_norms, "dtype": "bfloat16", "weights": "random",
+        "compile_vae_norms": args.compile_vae_norms, "vae_conv_form": args.vae_conv_form, "dtype": "bfloat16", "weights": "random",
         "fps_overall": total_frames / total_s,
         "fps_steady": sum(r["frames"] for r in steady) / sum(r["seconds"] for r in steady),
         "peak_gib_max": max(r["peak_gib"] for r in rows), "peak_gib_by_chunk": [round(r["peak_gib"], 2) for r in rows],

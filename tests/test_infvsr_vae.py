@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from methods.infvsr.vae import (
+    CONV_FORMS,
     RMSNorm,
     StreamCache,
     TileConfig,
@@ -214,10 +215,11 @@ def _encode_decode(vae: WanVAE, video: torch.Tensor) -> tuple[torch.Tensor, torc
     return z, vae.decode_chunk(z, StreamCache())
 
 
-def test_channels_last_weights_give_the_same_latents_and_frames() -> None:
+@pytest.mark.parametrize("form", ["conv3d", *CONV_FORMS])
+def test_channels_last_weights_and_conv_forms_give_the_same_latents_and_frames(form: str) -> None:
     video = _smooth_video(5, 32, 48)
     z_ref, x_ref = _encode_decode(_small_vae(), video)
-    z, x = _encode_decode(_small_vae().to_channels_last(), video)
+    z, x = _encode_decode(_small_vae().to_channels_last().set_conv_form(form), video)
     torch.testing.assert_close(z, z_ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(x, x_ref, atol=1e-5, rtol=0)
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["WAN_LATENT_MEAN", "WAN_LATENT_STD", "StreamCache", "TileConfig", "WanVAE", "blend_mask", "tile_boxes"]
+__all__ = ["CONV_FORMS", "WAN_LATENT_MEAN", "WAN_LATENT_STD", "StreamCache", "TileConfig", "WanVAE", "blend_mask", "tile_boxes"]
 
 # Per-channel statistics of the Wan2.1 posterior mean: z = (mu - mean) / std.
 WAN_LATENT_MEAN = (
@@ -127,11 +127,48 @@ def _ramp_1d(length: int, at_start: bool, at_end: bool, ramp: int) -> Tensor:
     return mask
 
 
+def conv_taps_summed(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int]) -> Tensor:
+    """A stride-1 3-D conv (no time padding) as one 2-D conv per time tap over the frames, summed.
+
+    x [B,C,T,H,W], weight [O,C,kt,kh,kw] -> [B,O,T-kt+1,H',W']; for channels-last inputs with B = 1
+    every frame view is itself channels-last, so nothing is copied but the per-tap outputs.
+    """
+    b, c, _, h, w = x.shape
+    taps = weight.shape[2]
+    t = x.shape[2] - taps + 1
+    frames = x.transpose(1, 2)  # [B,T,C,H,W]
+    out: Tensor | None = None
+    for k in range(taps):
+        y = F.conv2d(frames[:, k:k + t].reshape(b * t, c, h, w), weight[:, :, k], bias if k == 0 else None,
+                     padding=padding)
+        out = y if out is None else out.add_(y)
+    return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
+
+
+def conv_taps_stacked(x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int]) -> Tensor:
+    """The same conv as ``conv_taps_summed``: one 2-D conv over the time taps stacked on channels.
+
+    The stack is built channels-last ([B,t,H,W,kt*C], tap-major), matching the reshaped weight.
+    """
+    b, c, _, h, w = x.shape
+    taps = weight.shape[2]
+    t = x.shape[2] - taps + 1
+    last = x.permute(0, 2, 3, 4, 1)  # [B,T,H,W,C]
+    stacked = torch.cat([last[:, k:k + t] for k in range(taps)], dim=-1).reshape(b * t, h, w, taps * c)
+    w2 = weight.permute(0, 2, 1, 3, 4).reshape(weight.shape[0], taps * c, *weight.shape[3:])
+    out = F.conv2d(stacked.permute(0, 3, 1, 2), w2, bias, padding=padding)
+    return out.reshape(b, t, *out.shape[1:]).transpose(1, 2)
+
+
+CONV_FORMS = {"taps_summed": conv_taps_summed, "taps_stacked": conv_taps_stacked}
+
+
 class CausalConv3d(nn.Conv3d):
     """3-D conv zero-padded spatially and causally in time (2*pad frames in front), cached frames first.
 
     The spatial zero padding is the convolution's own (no padded copy of the input); only the
-    time axis is extended, by the cached frames or, at a sequence start, by zeros.
+    time axis is extended, by the cached frames or, at a sequence start, by zeros. ``form`` picks
+    the kernel for stride-1 convs: cuDNN's 3-D conv, or one of ``CONV_FORMS`` (same values, 2-D kernels).
     """
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int | tuple[int, int, int],
@@ -139,6 +176,7 @@ class CausalConv3d(nn.Conv3d):
         pt, ph, pw = (padding,) * 3 if isinstance(padding, int) else padding
         super().__init__(in_dim, out_dim, kernel, stride=stride, padding=(0, ph, pw))
         self._time_pad = 2 * pt
+        self.form = "conv3d"
 
     def forward(self, x: Tensor, history: Tensor | None = None) -> Tensor:
         missing = self._time_pad
@@ -147,7 +185,9 @@ class CausalConv3d(nn.Conv3d):
             missing -= history.shape[2]
         if missing > 0:
             x = F.pad(x, (0, 0, 0, 0, missing, 0))
-        return super().forward(x)
+        if self.form == "conv3d" or self.stride != (1, 1, 1) or self.kernel_size[0] == 1:
+            return super().forward(x)
+        return CONV_FORMS[self.form](x, self.weight, self.bias, self.padding[1:])
 
 
 def _cached_conv(conv: CausalConv3d, x: Tensor, cache: StreamCache) -> Tensor:
@@ -416,6 +456,15 @@ class WanVAE(nn.Module):
                 module.weight.data = module.weight.data.to(memory_format=torch.channels_last_3d)
             elif isinstance(module, nn.Conv2d):
                 module.weight.data = module.weight.data.to(memory_format=torch.channels_last)
+        return self
+
+    def set_conv_form(self, form: str) -> WanVAE:
+        """Run every stride-1 temporal conv as ``form``: "conv3d" (default) or one of ``CONV_FORMS``."""
+        if form != "conv3d" and form not in CONV_FORMS:
+            raise ValueError(f"conv form must be conv3d or one of {sorted(CONV_FORMS)}, got {form!r}")
+        for module in self.modules():
+            if isinstance(module, CausalConv3d):
+                module.form = form
         return self
 
     def compile_norms(self) -> WanVAE:
