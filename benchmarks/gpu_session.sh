@@ -44,7 +44,7 @@ run_step() {
     infvsr_taps_summed) infvsr infvsr_taps_summed 150 --vae-conv-form taps_summed ;;
     infvsr_taps_stacked) infvsr infvsr_taps_stacked 150 --vae-conv-form taps_stacked ;;
     infvsr_norms_dit) infvsr infvsr_norms_dit 240 --compile-vae-norms --compile ;;
-    metrics) step metrics 150 python3 benchmarks/metric_set_speed.py --frames 96 --json "$out/metrics.json" ;;
+    metrics) step metrics 150 python3 benchmarks/metric_set_speed.py --frames 96 --method-fps 13.4 --json "$out/metrics.json" ;;
     features) step features 45 python3 benchmarks/feature_speed.py --device cuda --frames 64 --backbones dino clip ;;
     *) echo "unknown step $1" ;;
   esac

@@ -1,7 +1,7 @@
 """Cost of the InfVSR-table metric set plus semantic drift, streamed chunk by chunk at 720p.
 
 Per metric: seconds of ``update`` per frame (device synced after each call), then frames/s of the
-whole set; and RAFT-large (20 iterations) pairs/s at 360x640 for batch 1 vs 8 (E*warp's flow).
+whole set; and RAFT-large (20 iterations) pairs/s at 360x640 for batch 1, 8, 16, 32 (E*warp's flow).
 Random weights throughout where files are absent (speed only, never quality). DOVER needs the
 official DOVER package and is left out when it is not installed.
 Usage: python benchmarks/metric_set_speed.py [--frames 96] [--size 720 1280] [--device auto] [--json F]
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--metrics", default=",".join(TABLE + SEMANTIC))
     parser.add_argument("--raft-pairs", type=int, default=32, help="0 skips the RAFT batch comparison")
+    parser.add_argument("--method-fps", type=float, help="the method's own frames/s: prints the set's cost relative to it")
     parser.add_argument("--json")
     args = parser.parse_args()
     names = [n for n in args.metrics.split(",") if n]
@@ -107,10 +108,12 @@ def main() -> None:
     costs = metric_costs(names, args.frames, tuple(args.size), args.chunk, args.device)
     total = sum(costs.values())
     print(f"whole set: {total * 1000:.1f} ms/frame = {1 / total:.1f} frames/s")
+    if args.method_fps:
+        print(f"metric time = {total * args.method_fps:.1%} of the method's own time at {args.method_fps} frames/s")
     raft = {}
     if args.raft_pairs:
         half = (args.size[0] // 2, args.size[1] // 2)
-        raft = raft_pairs_per_second(args.device, half, [1, 8], args.raft_pairs)
+        raft = raft_pairs_per_second(args.device, half, [b for b in (1, 8, 16, 32) if b <= args.raft_pairs], args.raft_pairs)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "device": args.device, "gpu": gpu, "torch": torch.__version__, "frames": args.frames,
