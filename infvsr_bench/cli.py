@@ -53,6 +53,7 @@ def check_overrides(overrides: list[str]) -> None:
             if name not in known:
                 kind = {"metrics": "metric"}.get(group, group)
                 raise UnknownNameError(f"unknown {kind} {name!r}; {did_you_mean(name, known)}")
+    check_option_keys(overrides)
     _preflight_weights(overrides)
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
     root = Path(roots[-1] if roots else "runs").expanduser()
@@ -63,6 +64,38 @@ def check_overrides(overrides: list[str]) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
+
+
+def check_option_keys(overrides: list[str]) -> None:
+    """One line with the closest keys for a mistyped option (``max_frame=``, ``method.scal=``) instead
+    of Hydra's multi-line 'not in struct' (appending with ``+`` is left to Hydra and the schemas)."""
+    import dataclasses
+
+    import yaml
+
+    from infvsr_bench.config import RunConfig
+
+    top = {f.name for f in dataclasses.fields(RunConfig)} | {"hydra"}
+    for item in overrides:
+        m = re.fullmatch(r"([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?[^=]*=.*", item)
+        if not m:
+            continue
+        head, key = m.groups()
+        if head not in top:
+            raise ConfigError(f"unknown option {head!r}; {did_you_mean(head, top)}")
+        if head in ("method", "dataset") and key:
+            name = _last(overrides, head) or _default_choice(head)
+            keys = set(yaml.safe_load((conf_dir() / head / f"{name}.yaml").read_text(encoding="utf-8")) or {})
+            if key not in keys:
+                raise ConfigError(f"unknown option {head}.{key} for {head} {name!r}; {did_you_mean(key, keys)}")
+
+
+def _default_choice(group: str) -> str:
+    """The group's choice in config.yaml's defaults list (e.g. method: bicubic)."""
+    import yaml
+
+    defaults = yaml.safe_load((conf_dir() / "config.yaml").read_text(encoding="utf-8"))["defaults"]
+    return next(d[group] for d in defaults if isinstance(d, dict) and group in d)
 
 
 def _last(overrides: list[str], key: str) -> str | None:

@@ -167,6 +167,12 @@ def test_bad_method_output_fails_the_clip_with_a_reason(folder_dataset, tmp_path
         (["method=bicubc"], "error: unknown method 'bicubc'; did you mean 'bicubic'?"),
         (["metrics=[psnr,ssmi]"], "error: unknown metric 'ssmi'; did you mean 'ssim'"),
         (["dataset=longfrom_mini"], "error: unknown dataset 'longfrom_mini'; did you mean 'longform_mini' or 'longform'?"),
+        (["max_frame=3"], "error: unknown option 'max_frame'; did you mean 'max_frames'?"),
+        (["method.scal=2"], "error: unknown option method.scal for method 'bicubic'; did you mean 'scale'?"),
+        (["method=infvsr", "method.compile_vae_norm=true"],
+         "error: unknown option method.compile_vae_norm for method 'infvsr'; did you mean 'compile_vae_norms'"),
+        (["dataset=longform", "dataset.clip_from.folder=/x"],
+         "error: unknown option dataset.clip_from for dataset 'longform'; did you mean 'clips_from'"),
         (["runn"], None),
     ],
 )
