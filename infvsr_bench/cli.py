@@ -88,10 +88,27 @@ def check_option_keys(overrides: list[str]) -> None:
             keys = set(yaml.safe_load((conf_dir() / head / f"{name}.yaml").read_text(encoding="utf-8")) or {})
             if key not in keys:
                 raise ConfigError(f"unknown option {head}.{key} for {head} {name!r}; {did_you_mean(key, keys)}")
+        elif head == "metrics" and key:
+            _check_metric_option(item, key, overrides)
 
 
-def _default_choice(group: str) -> str:
-    """The group's choice in config.yaml's defaults list (e.g. method: bicubic)."""
+def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
+    """``metrics.<column>.<option>=``: the column must be selected and the option one of its config's keys."""
+    import yaml
+
+    chosen = _last(overrides, "metrics")
+    selected = [v.strip() for v in chosen.strip("[]").split(",") if v.strip()] if chosen else _default_choice("metrics")
+    if column not in selected:
+        raise ConfigError(f"{item.split('=')[0]}: metric {column!r} is not in this run's metrics {selected}")
+    m = re.match(r"metrics\.\w+\.([A-Za-z_]\w*)", item)
+    if m:
+        keys = set(yaml.safe_load((conf_dir() / "metrics" / f"{column}.yaml").read_text(encoding="utf-8")) or {})
+        if m.group(1) not in keys:
+            raise ConfigError(f"unknown option metrics.{column}.{m.group(1)}; {did_you_mean(m.group(1), keys)}")
+
+
+def _default_choice(group: str) -> str | list[str]:
+    """The group's choice in config.yaml's defaults list (method: bicubic; metrics: [psnr, ssim])."""
     import yaml
 
     defaults = yaml.safe_load((conf_dir() / "config.yaml").read_text(encoding="utf-8"))["defaults"]

@@ -173,6 +173,8 @@ def test_bad_method_output_fails_the_clip_with_a_reason(folder_dataset, tmp_path
          "error: unknown option method.compile_vae_norm for method 'infvsr'; did you mean 'compile_vae_norms'"),
         (["dataset=longform", "dataset.clip_from.folder=/x"],
          "error: unknown option dataset.clip_from for dataset 'longform'; did you mean 'clips_from'"),
+        (["metrics.psnr.crop_bordr=4"], "error: unknown option metrics.psnr.crop_bordr; did you mean 'crop_border'?"),
+        (["metrics.tof.scale=1"], "error: metrics.tof.scale: metric 'tof' is not in this run's metrics ['psnr', 'ssim']"),
         (["runn"], None),
     ],
 )
