@@ -14,7 +14,7 @@ from skimage import data
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics import METRICS, build_metric
-from infvsr_bench.metrics.flow import build_flow
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow
 from infvsr_bench.metrics.teco import ALEXNET_URL, build_lpips
 from infvsr_bench.metrics.warp_error import non_occluded, warp
 from infvsr_bench.weights import WeightsMissingError, sha256_file
@@ -145,6 +145,27 @@ def test_ewarp_raft_random_weights_streams_like_one_chunk():
     assert np.isfinite(whole.frames["ewarp"]).all()
     np.testing.assert_allclose(chunked.frames["ewarp"], whole.frames["ewarp"], rtol=1e-4, atol=1e-6)
     assert chunked.scalars["ewarp"] == pytest.approx(whole.frames["ewarp"].mean(), rel=1e-4)
+
+
+def test_raft_last_flow_and_shared_encodings_equal_torchvisions_forward():
+    flow = build_flow("raft", {"iters": 3}, FlowRuntime(device="cpu", batch_size=3, random_weights=True))
+    frames = torch.rand(5, 3, 120, 136, generator=torch.Generator().manual_seed(1))
+    pad = flow._padding(120, 136)
+    assert pad == (0, 0, 4, 4)  # 120 -> 128 rows (RAFT's minimum), 136 is a multiple of 8
+    first, second = frames[:-1], frames[1:]
+
+    def torchvision_forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """torchvision's own forward (upsamples after every iteration): last prediction, cropped back."""
+        with torch.inference_mode():
+            out = [flow.model(flow._prepare(a[i:i + 3], pad), flow._prepare(b[i:i + 3], pad), num_flow_updates=3)[-1]
+                   for i in (0, 3)]
+        return torch.cat(out)[:, :, 4:124]
+
+    reference, reference_bw = torchvision_forward(first, second), torchvision_forward(second, first)
+    assert torch.equal(flow(first, second), reference)
+    fw, bw = flow.consecutive(frames)
+    torch.testing.assert_close(fw, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(bw, reference_bw, atol=1e-5, rtol=0)
 
 
 def test_missing_raft_weights_fail_fast_naming_the_file(tmp_path, monkeypatch):

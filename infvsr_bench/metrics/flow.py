@@ -95,6 +95,12 @@ class FlowEstimator(ABC):
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Flow from ``a`` to ``b`` ([N,3,H,W] in [0,1]) as float32 [N,2,H,W] on the backend's device."""
 
+    def consecutive(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (t -> t+1) and backward (t+1 -> t) flows of a sequence [N,3,H,W]: two [N-1,2,H,W]."""
+        n = frames.shape[0] - 1
+        flows = self(torch.cat((frames[:-1], frames[1:])), torch.cat((frames[1:], frames[:-1])))
+        return flows[:n], flows[n:]
+
 
 @dataclasses.dataclass
 class RAFTSettings:
@@ -142,18 +148,67 @@ class RAFT(FlowEstimator):
         self.device = resolve_device(self.runtime.device)
         self.model = model.eval().to(self.device)
 
+    def _padding(self, h: int, w: int) -> tuple[int, int, int, int]:
+        ph, pw = max(-h % 8, RAFT_MIN_SIZE - h), max(-w % 8, RAFT_MIN_SIZE - w)
+        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2  # RAFT's InputPadder, "sintel" mode
+
+    def _prepare(self, frames: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        return F.pad(frames.to(self.device, torch.float32) * 2 - 1, pad, mode="replicate")
+
+    def _refine(self, fmap1: torch.Tensor, fmap2: torch.Tensor, context_out: torch.Tensor) -> torch.Tensor:
+        """torchvision ``RAFT.forward`` from the correlation pyramid on, upsampling only the last flow.
+
+        torchvision upsamples (mask head + convex combination) after every iteration and the metric
+        keeps the last one; skipping the others leaves that flow bit-identical and saves ~11% of the FLOPs.
+        """
+        from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
+
+        model = self.model
+        model.corr_block.build_pyramid(fmap1, fmap2)
+        hidden_size = model.update_block.hidden_state_size
+        hidden, context = torch.split(context_out, [hidden_size, context_out.shape[1] - hidden_size], dim=1)
+        hidden, context = torch.tanh(hidden), F.relu(context)
+        n, _, h, w = fmap1.shape
+        coords0 = make_coords_grid(n, h, w).to(fmap1.device)
+        coords1 = make_coords_grid(n, h, w).to(fmap1.device)
+        for _ in range(self.settings.iters):
+            corr = model.corr_block.index_pyramid(centroids_coords=coords1)
+            hidden, delta = model.update_block(hidden, context, corr, coords1 - coords0)
+            coords1 = coords1 + delta
+        up_mask = None if model.mask_predictor is None else model.mask_predictor(hidden)
+        return upsample_flow(flow=coords1 - coords0, up_mask=up_mask)
+
     @torch.inference_mode()
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h, w = a.shape[-2:]
-        ph, pw = max(-h % 8, RAFT_MIN_SIZE - h), max(-w % 8, RAFT_MIN_SIZE - w)
-        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)  # RAFT's InputPadder, "sintel" mode
-        out = []
-        for i in range(0, a.shape[0], self.runtime.batch_size):
-            x, y = (F.pad(t[i:i + self.runtime.batch_size].to(self.device, torch.float32) * 2 - 1, pad, mode="replicate")
-                    for t in (a, b))
-            flow = self.model(x, y, num_flow_updates=self.settings.iters)[-1]
+        pad = self._padding(h, w)
+        bs, out = self.runtime.batch_size, []
+        for i in range(0, a.shape[0], bs):
+            x, y = self._prepare(a[i:i + bs], pad), self._prepare(b[i:i + bs], pad)
+            fmap1, fmap2 = self.model.feature_encoder(torch.cat([x, y])).chunk(2)
+            flow = self._refine(fmap1, fmap2, self.model.context_encoder(x))
             out.append(flow[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w])
         return torch.cat(out)
+
+    @torch.inference_mode()
+    def consecutive(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both directions of every consecutive pair, encoding each frame once (features and context),
+        where pairwise calls would encode it four times: ~11% fewer FLOPs, the same flows up to rounding.
+        """
+        h, w = frames.shape[-2:]
+        pad = self._padding(h, w)
+        bs, n = self.runtime.batch_size, frames.shape[0] - 1
+        x = [self._prepare(frames[i:i + bs], pad) for i in range(0, n + 1, bs)]
+        fmaps = torch.cat([self.model.feature_encoder(c) for c in x])
+        contexts = torch.cat([self.model.context_encoder(c) for c in x])
+        src = torch.cat((torch.arange(n), torch.arange(1, n + 1))).to(fmaps.device)
+        dst = torch.cat((torch.arange(1, n + 1), torch.arange(n))).to(fmaps.device)
+        out = []
+        for i in range(0, 2 * n, bs):
+            s, d = src[i:i + bs], dst[i:i + bs]
+            out.append(self._refine(fmaps[s], fmaps[d], contexts[s])[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w])
+        flows = torch.cat(out)
+        return flows[:n], flows[n:]
 
 
 def _grey(frames: torch.Tensor) -> np.ndarray:

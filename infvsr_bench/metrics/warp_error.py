@@ -145,10 +145,9 @@ class Ewarp(Metric):
             return
         img = self._prepare(sr)
         fimg = img if self.settings.flow_source == "output" else self._prepare(src)
-        n = len(sr) - 1
-        flows = self.flow(torch.cat((fimg[:-1], fimg[1:])), torch.cat((fimg[1:], fimg[:-1]))).to(self.device)
-        self._frames.extend(range(start, start + n))
-        self._values.extend(self.pair_errors(img[:-1], img[1:], flows[:n], flows[n:]).tolist())
+        fw, bw = (f.to(self.device) for f in self.flow.consecutive(fimg))
+        self._frames.extend(range(start, start + len(sr) - 1))
+        self._values.extend(self.pair_errors(img[:-1], img[1:], fw, bw).tolist())
 
     def pair_errors(self, a: torch.Tensor, b: torch.Tensor, fw: torch.Tensor, bw: torch.Tensor) -> np.ndarray:
         """E for each pair (a_i, b_i) given flows a->b and b->a, in the metric's units."""
