@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.metrics.pixel import psnr, ssim
+from infvsr_bench.metrics.pixel import psnr, psnr_batch, ssim, ssim_batch
 
 
 def _pairs():
@@ -82,3 +83,30 @@ def test_metric_info_records_every_setting():
     assert info["metric"] == "ssim" and info["column"] == "ssim_rgb" and info["version"]
     assert info["settings"] == {"channel": "rgb", "crop_border": 4}
     assert info["higher_is_better"] is True and info["kind"] == "FR"
+
+
+@pytest.mark.parametrize("channel,crop", [("y", 0), ("y", 4), ("rgb", 0), ("rgb", 3)])
+def test_batched_torch_path_equals_per_frame_opencv_path(channel, crop):
+    pairs = list(_pairs())
+    gt = torch.from_numpy(np.stack([p[0] for p in pairs]))
+    sr = torch.from_numpy(np.stack([p[1] for p in pairs]))
+    per_frame_ssim = [ssim(s, g, channel, crop) for g, s in pairs]
+    per_frame_psnr = [psnr(s, g, channel, crop) for g, s in pairs]
+    np.testing.assert_allclose(ssim_batch(sr, gt, channel, crop), per_frame_ssim, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(psnr_batch(sr, gt, channel, crop), per_frame_psnr, rtol=0, atol=1e-10)
+    assert psnr_batch(gt[:2], gt[:2]).tolist() == [float("inf")] * 2
+
+
+def test_streaming_metric_batched_path_records_the_same_frames_and_values():
+    pairs = list(_pairs())[:5]
+    gt, sr = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    results = []
+    for batched in (False, True):
+        metric = build_metric("ssim", {"device": "cpu"})
+        metric.batched = batched  # the GPU path's code, run on the CPU
+        metric.update(sr[:3], gt[:3], 0)
+        metric.update(sr[3:], gt[3:], 3)
+        results.append(metric.compute())
+    assert results[1].frames["frame"].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(results[1].frames["ssim"], results[0].frames["ssim"], rtol=0, atol=1e-12)
+    assert build_metric("psnr", {"device": "cpu"}).info()["runtime"] == {"device": "cpu"}
