@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infvsr_bench.errors import InfvsrError
 from infvsr_bench.metrics import METRICS, build_metric
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow
 
@@ -98,6 +99,8 @@ def main() -> None:
     parser.add_argument("--method-fps", type=float, help="the method's own frames/s: prints the set's cost relative to it")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device} but CUDA is not available here")
     names = [n for n in args.metrics.split(",") if n]
     if "dover" in names and importlib.util.find_spec("dover") is None:
         print("dover: the official DOVER package is not installed; left out")
@@ -122,4 +125,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InfvsrError as exc:  # unknown metric, missing weights file, unavailable device: one line
+        raise SystemExit(f"error: {exc}") from None

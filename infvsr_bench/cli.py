@@ -85,6 +85,8 @@ def check_option_keys(overrides: list[str]) -> None:
             raise ConfigError(f"unknown option {head!r}; {did_you_mean(head, top)}")
         if head in ("method", "dataset") and key:
             name = _last(overrides, head) or _default_choice(head)
+            if name not in group_options(head):  # a sweep (a,b) or a name Hydra will report: its message
+                continue
             keys = set(yaml.safe_load((conf_dir() / head / f"{name}.yaml").read_text(encoding="utf-8")) or {})
             if key not in keys:
                 raise ConfigError(f"unknown option {head}.{key} for {head} {name!r}; {did_you_mean(key, keys)}")
@@ -96,6 +98,8 @@ def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
     """``metrics.<column>.<option>=``: the column must be selected and the option one of its config's keys."""
     import yaml
 
+    if any(o.startswith(f"+metrics.{column}.") for o in overrides):
+        return  # a column the user adds on the command line: its options are the schema's to check
     chosen = _last(overrides, "metrics")
     selected = [v.strip() for v in chosen.strip("[]").split(",") if v.strip()] if chosen else _default_choice("metrics")
     if column not in selected:
