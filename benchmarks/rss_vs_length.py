@@ -44,7 +44,7 @@ def peak_rss(root: Path, out: Path, metrics: str) -> float:
     cmd = [sys.executable, "-m", "infvsr_bench", "run", "method=bicubic", "dataset=folder",
            f"dataset.root={root}", f"output_root={out}", f"metrics=[{metrics}]", "progress=false"]
     subprocess.run(cmd, check=True, capture_output=True)
-    return json.loads((out / "folder" / "bicubic" / "run.json").read_text())["timings"]["peak_rss_mib"]
+    return json.loads((out / "folder" / "bicubic" / "run.json").read_text())["timings"]["process_peak_rss_mib"]
 
 
 def main() -> None:

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.memory import PROBE, MemoryAccount, process_peak_rss_mib
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.results import RunStore, config_fingerprint, environment
-from infvsr_bench.runner import peak_rss_mib, run_all
+from infvsr_bench.results import RunStore, environment
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, fingerprint, run_identity
+from infvsr_bench.runner import MemoryAccounts, run_all
 from methods.base import build_method
 from vsr_datasets.benchmark import load_dataset
 
@@ -55,51 +58,50 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
         raise ConfigError(f"config: {exc}".splitlines()[0]) from None
     store = RunStore(run_dir)
     _add_file_log(run_dir)
-    fingerprint = config_fingerprint(config)
-    store.check_resumable(fingerprint, bool(config["overwrite"]))
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
-    # the data (may build a benchmark on first use).
-    metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
-    method = build_method(config["method"])
+    # the data (may build a benchmark on first use). Each component's memory is counted apart.
+    metrics_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    with metrics_memory:
+        metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
+    method_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    with method_memory:
+        method = build_method(config["method"])
+    method_memory.settle_on(method.device)
+    memory = MemoryAccounts(method_memory, metrics_memory)
     dataset = load_dataset(config["dataset"])
     clips = dataset.clips[: config["max_clips"]] if config["max_clips"] else dataset.clips
     if dataset.scale != method.scale:
         raise ConfigError(f"dataset {dataset.name} is x{dataset.scale} but method {method.name} is x{method.scale}")
 
-    record: dict[str, Any] = {
-        "format_version": 1,
-        "config": config,
-        "config_fingerprint": fingerprint,
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "method": method.info(),
-        "metrics": [m.info() for m in metrics],
-        "dataset": {"name": dataset.name, "scale": dataset.scale, "clips": [c.name for c in clips], **dataset.record},
-        "environment": environment(),
-        "status": "running",
-    }
+    method_info, metric_infos = method.info(), [m.info() for m in metrics]
+    data = DatasetRecord(dataset.name, dataset.scale, [c.name for c in clips], dataset.record.get("kind", ""),
+                         dataset.record.get("root", ""), dataset.record.get("recipe_sha256"))
+    identity = run_identity(config, method_info, metric_infos, data)
+    store.check_resumable(identity, fingerprint(identity), bool(config["overwrite"]))
+    record = RunRecord(
+        config=config, identity=identity, fingerprint=fingerprint(identity), method=method_info,
+        metrics=metric_infos, dataset=data, environment={**environment(), "memory_probe": PROBE},
+        started=dt.datetime.now(dt.timezone.utc).isoformat(),
+    )
     store.write_record(record)
     log.info("run %s: %d clips, method %s, metrics %s", run_dir, len(clips), method.name, [m.column for m in metrics])
     frames, clip_table = run_all(
         clips, method, metrics, store,
         max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
-        output_codec=config["output_codec"], progress=bool(config["progress"]),
+        output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
     )
     failed = int((clip_table["status"] != "ok").sum()) if not clip_table.empty else 0
     ok = clip_table[clip_table["status"] == "ok"] if not clip_table.empty else clip_table
-    record.update(
-        {
-            "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "status": "complete" if failed == 0 else "complete_with_failures",
-            "clips_ok": len(clip_table) - failed,
-            "clips_failed": failed,
-            "timings": {
-                "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
-                "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
-                "peak_rss_mib": peak_rss_mib(),
-            },
-        }
-    )
+    record.finished = dt.datetime.now(dt.timezone.utc).isoformat()
+    record.status = RunStatus.COMPLETE if failed == 0 else RunStatus.COMPLETE_WITH_FAILURES
+    record.clips_ok, record.clips_failed = len(clip_table) - failed, failed
+    record.timings = {
+        "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
+        "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
+        "method_peak_rss_mib": float(ok["method_peak_rss_mib"].max()) if len(ok) else None,
+        "process_peak_rss_mib": process_peak_rss_mib(),
+    }
     store.write_record(record)
     print(summary_table(clip_table, [m.column for m in metrics]))
     print(f"results: {run_dir}")

@@ -3,8 +3,8 @@
 Layout of a run folder::
 
     run.json                 config, git hash, versions, metric infos, method info, hardware, timings
-    clips/<clip>/frames.parquet   per-frame values of one finished clip
-    clips/<clip>/clip.json        the clip's row; written last, so it marks the clip as finished
+    clips/<folder>/frames.parquet per-frame values of one finished clip (folder: ``clip_folder_name``)
+    clips/<folder>/clip.json      the clip's row, naming the clip; written last, so it marks the clip as finished
     frames.parquet / .csv    all clips' per-frame values
     clips.parquet / .csv     one row per clip (status ok / failed with the reason)
 
@@ -18,7 +18,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.run_record import RunRecord, identity_differences
 
 RECORDED_PACKAGES = (
     "infvsr-bench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "decord2",
@@ -57,15 +57,27 @@ def write_table(df: pd.DataFrame, path: Path, csv: bool = True) -> None:
         _atomic(path.with_suffix(".csv"), lambda p: df.to_csv(p, index=False))
 
 
-def safe_name(clip: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", clip) or "_"
+_KEEP = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+_MAX_FOLDER = 200
 
 
-def config_fingerprint(config: dict[str, Any]) -> str:
-    """Hash of everything that changes results (method, dataset, metrics, frame limits)."""
-    keys = ("method", "dataset", "metrics", "max_frames", "seed")
-    content = {k: config.get(k) for k in keys}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+def clip_folder_name(clip: str) -> str:
+    """A unique, reversible folder name for a clip: ``[a-z0-9_-.]`` kept, an upper-case letter
+    prefixed by ``^`` (unique on case-insensitive disks too), every other byte ``%XX`` (a leading
+    dot too). ``unquote(name.replace("^", ""))`` gives the clip back; names that would be over
+    200 bytes are cut and end in ``~`` + 16 hex digits of the clip name's sha256."""
+    out = []
+    for i, ch in enumerate(clip):
+        if ch in _KEEP and not (i == 0 and ch == "."):
+            out.append(ch)
+        elif "A" <= ch <= "Z":
+            out.append("^" + ch)
+        else:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+    name = "".join(out) or "%"
+    if len(name) > _MAX_FOLDER:
+        name = name[:_MAX_FOLDER - 17] + "~" + hashlib.sha256(clip.encode("utf-8")).hexdigest()[:16]
+    return name
 
 
 def git_state() -> dict[str, Any]:
@@ -120,21 +132,22 @@ class RunStore:
         except OSError as exc:
             raise ConfigError(f"output folder {self.dir} is not writable: {exc.strerror or exc}") from None
 
-    def previous_record(self) -> dict[str, Any] | None:
+    def check_resumable(self, identity: dict[str, Any], fingerprint: str, overwrite: bool) -> None:
+        """Refuse to mix results of another run (config, method or metric code, weights, data) in one
+        folder, naming what differs, unless told to start over."""
         try:
-            return json.loads((self.dir / "run.json").read_text())
+            previous = json.loads((self.dir / "run.json").read_text())
         except (OSError, ValueError):
-            return None
-
-    def check_resumable(self, fingerprint: str, overwrite: bool) -> None:
-        """Refuse to mix results of different configs in one folder, unless told to start over."""
-        previous = self.previous_record()
-        if previous is None or previous.get("config_fingerprint") == fingerprint:
+            previous = None
+        if previous is None or previous.get("fingerprint") == fingerprint:
             return
         if not overwrite:
+            old = previous.get("identity")
+            differs = identity_differences(old, identity) if isinstance(old, dict) else ["run record format"]
+            shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
             raise ConfigError(
-                f"{self.dir} holds results of a different config; pass run_name=<new name> to keep both, "
-                "or overwrite=true to replace them"
+                f"{self.dir} holds results of a different run (differs in {shown}); pass run_name=<new name> "
+                "to keep both, or overwrite=true to replace them"
             )
         shutil.rmtree(self.clips_dir)
         self.clips_dir.mkdir()
@@ -143,10 +156,12 @@ class RunStore:
                 (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
 
     def clip_row(self, clip: str) -> dict[str, Any] | None:
+        """The stored row of ``clip``; None when absent, unreadable or belonging to another clip."""
         try:
-            return json.loads((self.clips_dir / safe_name(clip) / "clip.json").read_text())
+            row = json.loads((self.clips_dir / clip_folder_name(clip) / "clip.json").read_text())
         except (OSError, ValueError):
             return None
+        return row if isinstance(row, dict) and row.get("clip") == clip else None
 
     def is_finished(self, clip: str) -> bool:
         row = self.clip_row(clip)
@@ -155,7 +170,7 @@ class RunStore:
     def write_clip(self, clip: str, frames: pd.DataFrame | None, row: dict[str, Any],
                    curves: pd.DataFrame | None = None) -> None:
         """Per-frame values and curves first, the clip row last: its presence means the clip is done."""
-        folder = self.clips_dir / safe_name(clip)
+        folder = self.clips_dir / clip_folder_name(clip)
         folder.mkdir(exist_ok=True)
         for name, table in (("frames", frames), ("curves", curves)):
             path = folder / f"{name}.parquet"
@@ -173,7 +188,7 @@ class RunStore:
             if row is None:
                 continue
             rows.append(row)
-            folder = self.clips_dir / safe_name(clip)
+            folder = self.clips_dir / clip_folder_name(clip)
             if row.get("status") == "ok":
                 if (folder / "frames.parquet").exists():
                     frames.append(pd.read_parquet(folder / "frames.parquet"))
@@ -187,5 +202,5 @@ class RunStore:
             write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
         return frames_df, clips_df
 
-    def write_record(self, record: dict[str, Any]) -> None:
-        write_json(self.dir / "run.json", record)
+    def write_record(self, record: RunRecord) -> None:
+        write_json(self.dir / "run.json", record.to_dict())

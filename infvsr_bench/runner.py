@@ -8,7 +8,6 @@ with one clip into a failed row (with the reason) while the run goes on with the
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +21,13 @@ from tqdm import tqdm
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.writers import open_writer
+from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib
 from infvsr_bench.metrics import Metric
-from infvsr_bench.results import RunStore
+from infvsr_bench.results import RunStore, clip_folder_name
 from methods.base import ClipInfo, Method
 from vsr_datasets.benchmark import ClipEntry
 
 log = logging.getLogger("infvsr_bench")
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
@@ -81,6 +76,19 @@ class _Timer:
         self.seconds += time.perf_counter() - self._start
 
 
+@dataclass
+class MemoryAccounts:
+    """The method's and the metrics' own memory, kept apart (see infvsr_bench.memory)."""
+
+    method: MemoryAccount
+    metrics: MemoryAccount
+
+    @classmethod
+    def for_method(cls, method: Method) -> "MemoryAccounts":
+        metrics_device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(MemoryAccount(method.device), MemoryAccount(metrics_device))
+
+
 def run_clip(
     clip: ClipEntry,
     method: Method,
@@ -89,8 +97,10 @@ def run_clip(
     output_path: Path | None = None,
     output_codec: str = "ffv1",
     progress: bool = True,
+    memory: MemoryAccounts | None = None,
 ) -> ClipOutcome:
     """Process and score one clip; raises ClipError / VideoReadError for problems with this clip."""
+    memory = memory or MemoryAccounts.for_method(method)
     lr = open_video(clip.lr)
     total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
     needs_gt = any(m.needs_gt for m in metrics)
@@ -111,11 +121,12 @@ def run_clip(
 
     out_hw = (lr.height * method.scale, lr.width * method.scale)
     writer = open_writer(output_path, fps=lr.fps, codec=output_codec) if output_path else None
-    for m in metrics:
-        m.reset()
+    memory.method.start_clip()
+    memory.metrics.start_clip()
+    with memory.metrics:
+        for m in metrics:
+            m.reset()
     timer = _Timer(method.device)
-    if method.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(method.device)
     done = 0
     chunk_starts: list[int] = []
 
@@ -128,27 +139,29 @@ def run_clip(
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
         gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
-        for m in metrics:
-            m.update(sr, gt_chunk, done)  # GT whenever the clip has it (optional for NR metrics)
+        with memory.metrics:
+            for m in metrics:
+                m.update(sr, gt_chunk, done)  # GT whenever the clip has it (optional for NR metrics)
         if writer is not None:
             writer.write(sr)
         done += n
 
     try:
         with tqdm(total=total, desc=clip.name, unit="frame", leave=False, disable=not progress) as bar:
-            method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps))
+            with memory.method:
+                method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
             start = 0
             for chunk in lr.iter_chunks(method.chunk_size, max_frames=total):
                 chunk_starts.append(start)
                 start += len(chunk)
-                with timer:
+                with memory.method, timer:
                     sr = method.process(chunk)
                 consume(sr)
                 bar.update(len(chunk))
-            with timer:
+            with memory.method, timer:
                 tail = method.flush_chunks()
             while True:
-                with timer:
+                with memory.method, timer:
                     sr = next(tail, None)
                 if sr is None:
                     break
@@ -169,7 +182,8 @@ def run_clip(
     for m in metrics:
         if m.needs_chunk_layout:
             m.set_chunk_starts(layout)
-        result = m.compute()
+        with memory.metrics:
+            result = m.compute()
         frames = frames.merge(result.frames, on="frame", how="left")
         row.update(result.scalars)
         if result.curves is not None and len(result.curves):
@@ -182,9 +196,12 @@ def run_clip(
             "lr_width": lr.width,
             "method_seconds": timer.seconds,
             "method_fps": total / timer.seconds if timer.seconds > 0 else float("inf"),
-            "peak_rss_mib": peak_rss_mib(),
-            "peak_cuda_mib": (torch.cuda.max_memory_allocated(method.device) / 2**20
-                              if method.device.type == "cuda" else None),
+            # The method's own memory (what it holds + its calls' peaks), the metrics' own, and the
+            # whole process since it started (every component, every clip so far).
+            **memory.method.clip_columns("method"),
+            **memory.metrics.clip_columns("metrics"),
+            "process_peak_rss_mib": process_peak_rss_mib(),
+            "process_peak_cuda_mib": process_peak_cuda_mib(method.device),
             "num_chunks": len(layout),
             "chunk_starts": [int(i) for i in layout],
             **method.clip_record(),
@@ -206,19 +223,21 @@ def run_all(
     save_outputs: bool = False,
     output_codec: str = "ffv1",
     progress: bool = True,
+    memory: MemoryAccounts | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every unfinished clip; finished clips are skipped, failed ones retried."""
     order = [c.name for c in clips]
+    memory = memory or MemoryAccounts.for_method(method)
     suffix = {"png": ""}.get(output_codec, ".mkv")
     for clip in tqdm(clips, desc=f"{method.name}", unit="clip", disable=not progress):
         if store.is_finished(clip.name):
             log.info("clip %s: already finished, skipped", clip.name)
             continue
-        out = store.dir / "outputs" / f"{clip.name}{suffix}" if save_outputs else None
+        out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if save_outputs else None
         if out is not None:
             out.parent.mkdir(exist_ok=True)
         try:
-            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress)
+            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress, memory)
         except (ClipError, VideoReadError) as exc:
             log.error("clip %s failed: %s", clip.name, exc)
             store.write_clip(clip.name, None, failed_row(clip.name, str(exc)))

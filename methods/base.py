@@ -24,10 +24,15 @@ class ClipInfo:
     """What a method may know about the clip it is about to process (never the GT)."""
 
     name: str
-    num_frames: int
+    num_frames: int  # frames this run feeds (``max_frames`` may cut the clip short)
     lr_height: int
     lr_width: int
     fps: float
+    source_frames: int = 0  # frames in the LR clip on disk (0: same as num_frames)
+
+    def __post_init__(self) -> None:
+        if not self.source_frames:
+            object.__setattr__(self, "source_frames", self.num_frames)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -47,6 +52,8 @@ class Method(ABC):
     """A video SR method fed chunk by chunk; subclasses set ``name`` and a ``Config`` dataclass."""
 
     name: ClassVar[str]
+    # Bump when a code change can change outputs: finished clips of another version are never resumed.
+    version: ClassVar[str] = "1"
     Config: ClassVar[type]
     causal: ClassVar[bool] = True
     # "none" (no learned weights), "pretrained", "random" or "tiny": results from random or tiny
@@ -66,9 +73,15 @@ class Method(ABC):
         """Learned parameters, or None when not known (0 for classical upscalers)."""
         return 0
 
+    @property
+    def weights_sha256(self) -> dict[str, str]:
+        """sha256 of every learned file the method loaded, by file name (part of a run's identity)."""
+        return {}
+
     def info(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "version": self.version,
             "config": dataclasses.asdict(self.config),
             "scale": self.scale,
             "chunk_size": self.chunk_size,
@@ -77,6 +90,7 @@ class Method(ABC):
             "dtype": str(self.dtype).removeprefix("torch."),
             "parameters": self.num_parameters(),
             "weights": self.weights,
+            "weights_sha256": dict(self.weights_sha256),
         }
 
     def reset(self, clip: ClipInfo) -> None:

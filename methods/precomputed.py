@@ -56,9 +56,9 @@ class Precomputed(Method):
         super().reset(clip)
         reader: VideoReader = open_video(self.locate(clip.name), fps=clip.fps)
         want = (clip.lr_height * self.scale, clip.lr_width * self.scale)
-        if reader.num_frames != clip.num_frames:
+        if reader.num_frames != clip.source_frames:  # the whole clip was super-resolved elsewhere
             raise ClipError(
-                f"precomputed output {reader.path} has {reader.num_frames} frames, LR has {clip.num_frames}"
+                f"precomputed output {reader.path} has {reader.num_frames} frames, LR has {clip.source_frames}"
             )
         if reader.size != want:
             raise ClipError(

@@ -179,6 +179,10 @@ class TorchModule(Method):
     def num_parameters(self) -> int | None:
         return self._params
 
+    @property
+    def weights_sha256(self) -> dict[str, str]:
+        return {Path(self.config.checkpoint).name: self.checkpoint_sha256} if self.checkpoint_sha256 else {}
+
     def info(self) -> dict[str, Any]:
         info = super().info()
         info.update(

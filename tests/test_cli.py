@@ -88,8 +88,8 @@ def test_run_writes_frames_clips_and_run_record(folder_dataset, tmp_path):
     assert all(m["version"] and m["settings"]["channel"] == "y" for m in record["metrics"])
     env = record["environment"]
     assert env["packages"]["torch"] and "commit" in env["git"] and env["cpu_count"]
-    assert record["config"]["seed"] == 0 and record["timings"]["peak_rss_mib"] > 0
-    assert {"method_seconds", "method_fps", "peak_rss_mib"} <= set(clips.columns)
+    assert record["config"]["seed"] == 0 and record["timings"]["process_peak_rss_mib"] > 0
+    assert {"method_seconds", "method_fps", "method_peak_rss_mib", "process_peak_rss_mib"} <= set(clips.columns)
 
 
 def test_rerun_skips_finished_clips_and_refuses_a_different_config(folder_dataset, tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_rerun_skips_finished_clips_and_refuses_a_different_config(folder_datase
     assert run_cli(*args) == 0
     assert marker.stat().st_mtime_ns == before
     assert run_cli(*args, "method.chunk_size=5") == 2
-    assert "holds results of a different config" in capsys.readouterr().err
+    assert "holds results of a different run (differs in config.method.chunk_size)" in capsys.readouterr().err
     assert marker.stat().st_mtime_ns == before
     assert run_cli(*args, "method.chunk_size=5", "overwrite=true") == 0
     assert marker.stat().st_mtime_ns != before

@@ -1,0 +1,123 @@
+"""The run record (``run.json``): one typed definition, written by the job and read by reports.
+
+A record names everything that decides a run's numbers. ``identity`` holds the parts that must
+agree before results may be resumed into a folder or merged into one table row (config, method
+name/version/weights checksums, every metric's name/version/settings/weights checksums, the
+dataset's recipe hash); ``fingerprint`` is its hash. ``format_version`` is checked on read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+
+from infvsr_bench.errors import ConfigError
+
+FORMAT_VERSION = 2
+# Top-level config keys that change results (max_clips only selects clips; output options do not).
+RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed")
+
+
+class RunStatus(str, Enum):
+    """Where a run stands: ``running`` until the job ends, then complete with or without failed clips."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    COMPLETE_WITH_FAILURES = "complete_with_failures"
+
+
+@dataclasses.dataclass
+class DatasetRecord:
+    """The data a run was asked to score: its name, scale, the clips in order, and how it was made."""
+
+    name: str
+    scale: int
+    clips: list[str]
+    kind: str = ""
+    root: str = ""
+    recipe_sha256: str | None = None  # generated benchmarks: the hash of the recipe that built them
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """Everything ``run.json`` holds; see the module docstring."""
+
+    config: dict[str, Any]
+    identity: dict[str, Any]
+    fingerprint: str
+    method: dict[str, Any]
+    metrics: list[dict[str, Any]]
+    dataset: DatasetRecord
+    environment: dict[str, Any]
+    started: str
+    status: RunStatus = RunStatus.RUNNING
+    finished: str | None = None
+    clips_ok: int | None = None
+    clips_failed: int | None = None
+    timings: dict[str, Any] | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "run.json") -> "RunRecord":
+        """Parse a record; one-line ConfigError for another format version or a missing field."""
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ConfigError(f"{source}: run record format_version {version!r}; this infvsr-bench reads "
+                              f"{FORMAT_VERSION} (re-run with this version, or report with the one that wrote it)")
+        data = dict(data)
+        try:
+            data["dataset"] = DatasetRecord(**data["dataset"])
+            data["status"] = RunStatus(data["status"])
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: not a valid run record ({exc})") from None
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """The record of a run folder; ConfigError when it is missing, unreadable or of another format."""
+    path = Path(run_dir) / "run.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable run record ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a valid run record")
+    return RunRecord.from_dict(data, str(path))
+
+
+def run_identity(config: Mapping[str, Any], method: Mapping[str, Any], metrics: list[Mapping[str, Any]],
+                 dataset: DatasetRecord) -> dict[str, Any]:
+    """What must agree for two sets of results to belong to one run (see the module docstring)."""
+    return {
+        "config": {k: config.get(k) for k in RESULT_CONFIG_KEYS},
+        "method": {k: method.get(k) for k in ("name", "version", "weights", "weights_sha256")},
+        "metrics": {m["column"]: {k: m.get(k) for k in ("metric", "version", "settings", "weights", "weights_sha256")}
+                    for m in metrics},
+        "dataset": {"name": dataset.name, "recipe_sha256": dataset.recipe_sha256},
+    }
+
+
+def fingerprint(identity: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths where two identities differ, e.g. ``metrics.psnr.version``, for one-line errors."""
+    diffs: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs += identity_differences(a, b, path + ".")
+        elif a != b:
+            diffs.append(path)
+    return diffs

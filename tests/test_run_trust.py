@@ -1,0 +1,196 @@
+"""Issue #11, points 4, 5, 7, 8 and 12: resume identity, clip folders, precomputed + max_frames, the method's
+own memory, and the typed run record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import downscale, real_frames, write_clip
+
+from infvsr_bench.cli import main
+from infvsr_bench.errors import ConfigError
+from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric
+from infvsr_bench.results import RunStore, clip_folder_name
+from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, read_run_record
+from infvsr_bench.runner import run_all
+from methods.classical import Bicubic, ClassicalConfig
+from vsr_datasets.benchmark import ClipEntry
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", *args, "progress=false"])
+
+
+def _dataset(root: Path, names_lengths: dict[str, int]) -> Path:
+    for i, (name, n) in enumerate(names_lengths.items()):
+        gt = real_frames(n, seed=i)
+        write_clip(root / "GT" / f"{name}.mkv", gt)
+        write_clip(root / "LR" / f"{name}.mkv", downscale(gt))
+    return root
+
+
+# -- point 4: resume checks code versions and weights, not only the config ---------------------------
+
+def test_resume_refuses_results_of_another_metric_version(tmp_path, monkeypatch, capsys):
+    root = _dataset(tmp_path / "data", {"c0": 6, "c1": 6})
+    args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}", "max_clips=1")
+    assert run_cli(*args) == 0
+    from infvsr_bench.metrics import pixel
+
+    monkeypatch.setattr(pixel.PSNR, "version", pixel.PSNR.version + "-changed")
+    assert run_cli(*args[:-1]) == 2  # the second clip would be scored by other code
+    err = capsys.readouterr().err
+    assert "metrics.psnr.version" in err and len(err.strip().splitlines()) == 1
+    clips = pd.read_parquet(tmp_path / "runs" / "folder" / "bicubic" / "clips.parquet")
+    assert list(clips["clip"]) == ["c0"]  # nothing mixed in
+
+
+def test_resume_refuses_another_method_version_or_weights(tmp_path, monkeypatch, capsys):
+    root = _dataset(tmp_path / "data", {"c0": 6})
+    args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}")
+    assert run_cli(*args) == 0
+    monkeypatch.setattr(Bicubic, "version", "changed")
+    assert run_cli(*args) == 2
+    assert "method.version" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert run_cli(*args) == 0  # same code again: resumes (nothing to do)
+    monkeypatch.setattr(Bicubic, "weights_sha256", property(lambda self: {"w.safetensors": "f" * 64}))
+    assert run_cli(*args) == 2
+    assert "method.weights_sha256" in capsys.readouterr().err
+    assert run_cli(*args, "overwrite=true") == 0
+
+
+# -- point 5: clip names map to unique, reversible folders ---------------------------------------------
+
+def test_clip_folder_names_are_unique_and_reversible():
+    from urllib.parse import unquote
+
+    names = ["a b", "a_b", "a%20b", "東京", "大阪", ".", "..", ".hidden", "x/y", "X", "x", "a" * 300]
+    folders = [clip_folder_name(n) for n in names]
+    assert len({f.casefold() for f in folders}) == len(names)  # unique, even on case-insensitive disks
+    for name, folder in zip(names, folders):
+        assert "/" not in folder and folder not in (".", "..") and not folder.startswith(".")
+        assert len(folder.encode()) <= 255
+        if len(name) < 50:
+            assert unquote(folder.replace("^", "")) == name
+
+
+def test_colliding_clip_names_are_all_scored_once(tmp_path):
+    lengths = {"a b": 5, "a_b": 7, "東京": 6, "大阪": 8}
+    root = _dataset(tmp_path / "data", lengths)
+    args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}")
+    assert run_cli(*args) == 0
+    run_dir = tmp_path / "runs" / "folder" / "bicubic"
+    clips = pd.read_parquet(run_dir / "clips.parquet")
+    assert dict(zip(clips["clip"], clips["frames"])) == lengths
+    frames = pd.read_parquet(run_dir / "frames.parquet")
+    assert frames.groupby("clip").size().to_dict() == lengths
+    assert run_cli(*args) == 0  # resume: every clip is found finished under its own name
+    assert "already finished" in (run_dir / "run.log").read_text()
+    assert pd.read_parquet(run_dir / "clips.parquet")["clip"].tolist() == clips["clip"].tolist()
+
+
+def test_a_folder_holding_another_clip_is_not_taken_as_finished(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.write_clip("c", None, {"clip": "c", "status": "ok", "reason": None, "frames": 1})
+    folder = store.clips_dir / clip_folder_name("c")
+    data = json.loads((folder / "clip.json").read_text())
+    (folder / "clip.json").write_text(json.dumps({**data, "clip": "other"}))
+    assert not store.is_finished("c")
+
+
+# -- point 7: precomputed outputs with max_frames ------------------------------------------------------
+
+def test_precomputed_outputs_score_with_max_frames(tmp_path):
+    root = _dataset(tmp_path / "data", {"c0": 10})
+    outputs = tmp_path / "outputs"
+    write_clip(outputs / "c0.mkv", real_frames(10, seed=0))  # the GT itself as the output
+    args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}", "method=precomputed",
+            f"method.root={outputs}", "metrics=[ssim]")
+    assert run_cli(*args, "max_frames=4") == 0
+    clips = pd.read_parquet(tmp_path / "runs" / "folder" / "precomputed" / "clips.parquet")
+    assert clips.loc[0, "status"] == "ok" and clips.loc[0, "frames"] == 4 and clips.loc[0, "ssim"] == pytest.approx(1.0)
+    write_clip(outputs / "short.mkv", real_frames(3, seed=0))
+    assert run_cli(*args, "max_frames=4", "method.pattern=short", "run_name=short") == 1  # 3 stored for 10 LR
+
+
+# -- point 8: the memory columns measure the method alone ---------------------------------------------
+
+MIB = 2**20
+
+
+class _Hungry(Bicubic):
+    """Holds 64 MiB between calls (its cache) and touches 160 MiB more inside each call."""
+
+    name = "test_hungry"
+
+    def reset(self, clip):
+        super().reset(clip)
+        self.cache = np.ones(64 * MIB // 8)
+
+    def process(self, lr):
+        scratch = np.ones(160 * MIB // 8)
+        scratch.sum()
+        del scratch
+        return super().process(lr)
+
+
+def _hog_metric() -> Metric:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Settings:
+        pass
+
+    class Hog(Metric):
+        name, version, kind, higher_is_better = "test_hog", "1", MetricKind.NO_REFERENCE, True
+
+        def reset(self) -> None:
+            self.state = None
+
+        def update(self, sr, gt, frame_index) -> None:
+            if self.state is None:
+                self.state = np.ones(256 * MIB // 8)
+
+        def compute(self) -> MetricResult:
+            return MetricResult(pd.DataFrame({"frame": []}), {"test_hog": 0.0})
+
+    Hog.Settings = Settings
+    return Hog()
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
+def test_memory_columns_measure_the_method_alone(tmp_path):
+    root = _dataset(tmp_path / "data", {"c0": 6, "c1": 6})
+    clips = [ClipEntry(n, root / "LR" / f"{n}.mkv", root / "GT" / f"{n}.mkv") for n in ("c0", "c1")]
+    method = _Hungry(ClassicalConfig(chunk_size=3))
+    _, table = run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), progress=False)
+    assert list(table["status"]) == ["ok", "ok"]
+    for _, row in table.iterrows():
+        # 64 MiB cache + 160 MiB scratch (+ bicubic's own few MiB); never the metric's 256 MiB
+        assert 200 <= row["method_peak_rss_mib"] <= 290, row["method_peak_rss_mib"]
+        assert row["process_peak_rss_mib"] >= row["method_peak_rss_mib"] + 256
+
+
+# -- point 12: one typed run record, its format version checked on read -------------------------------
+
+def test_run_record_is_typed_and_its_format_checked(folder_dataset, tmp_path):
+    root = folder_dataset(lengths=(6,))
+    assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 0
+    run_dir = tmp_path / "runs" / "folder" / "bicubic"
+    record = read_run_record(run_dir)
+    assert record.format_version == FORMAT_VERSION and record.status == "complete"
+    assert record.dataset.clips == ["clip0"] and record.identity["method"]["name"] == "bicubic"
+    assert RunRecord.from_dict(json.loads((run_dir / "run.json").read_text())) == record
+    data = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**data, "format_version": 1}))
+    with pytest.raises(ConfigError, match="format_version 1"):
+        read_run_record(run_dir)
+    del data["dataset"]
+    (run_dir / "run.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="not a valid run record"):
+        read_run_record(run_dir)
