@@ -3,6 +3,8 @@
 Everything is written into a temporary sibling folder and renamed when complete, so an interrupted
 build never leaves a folder that looks finished. ``manifest.json`` records every clip's source,
 degradation parameters, seeds, sizes and the sha256 of every stored file; ``verify`` re-checks it.
+The builder only ever replaces an empty folder or an earlier build of the same dataset (known by
+its manifest), and refuses a root that overlaps the recipe's own source videos.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import zlib
 from pathlib import Path
@@ -144,17 +147,52 @@ def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[
     }
 
 
+def is_our_build(root: Path, name: str) -> bool:
+    """True when ``root`` holds a manifest our builder wrote for the dataset ``name`` (any recipe)."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and "manifest_version" in manifest and "recipe_sha256" in manifest
+            and manifest.get("name") == name)
+
+
+def source_paths(recipe: dict[str, Any]) -> list[Path]:
+    """The user's files and folders a recipe reads: ``clips_from.folder`` and every clip source's ``path``."""
+    paths = [(recipe.get("clips_from") or {}).get("folder")]
+    paths += [dict(c.get("source") or {}).get("path") for c in recipe.get("clips") or []]
+    return [Path(p).expanduser().resolve() for p in paths if p]
+
+
+def check_root(root: Path, recipe: dict[str, Any]) -> None:
+    """Refuse a root that overlaps a source, or that holds anything but an empty folder or our own build."""
+    name = recipe.get("name")
+    for source in source_paths(recipe):
+        if root == source or source in root.parents or root in source.parents:
+            raise ConfigError(f"dataset root {root} overlaps the source {source} (is, contains or is inside it); "
+                              "set dataset.root to a folder outside your source videos")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"dataset root {root} exists and is not a folder; choose another dataset.root")
+    if root.is_dir() and any(root.iterdir()) and not is_our_build(root, str(name)):
+        raise ConfigError(f"dataset root {root} is not empty and holds no {name!r} benchmark built by infvsr-bench; "
+                          "choose another dataset.root, or remove that folder yourself")
+
+
 def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
-    """Build the whole benchmark into a temp folder next to ``root``, then rename it into place."""
-    root = Path(root).expanduser()
+    """Build the whole benchmark into a temp folder next to ``root``, then swap it into place.
+
+    A symlinked root is followed: the folder it points to is the one replaced, the link stays.
+    """
+    given = Path(root).expanduser()
+    root = given.resolve()
     if not recipe.get("clips"):
         raise ConfigError(f"dataset {recipe.get('name')!r} has no clips to build")
+    check_root(root, recipe)
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _fresh_sibling(root, "building")
     except OSError as exc:
         raise ConfigError(f"cannot create dataset folder {root.parent}: {exc.strerror}") from None
-    tmp = root.with_name(f".{root.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         entries = [build_clip(dict(c), recipe, tmp) for c in tqdm(recipe["clips"], desc=f"build {recipe['name']}", unit="clip")]
         manifest = {
@@ -165,12 +203,33 @@ def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
             "clips": entries,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
+        _swap_in(tmp, root, recipe)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return given
+
+
+def _fresh_sibling(root: Path, tag: str) -> Path:
+    """A new empty folder next to ``root`` made by this process (never an existing one), default permissions."""
+    path = root.with_name(f".{root.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+    path.mkdir()
+    return path
+
+
+def _swap_in(new: Path, root: Path, recipe: dict[str, Any]) -> None:
+    """Rename ``new`` to ``root``; an existing root (re-checked: empty or ours) is moved aside first, then removed."""
+    if not root.exists():
+        os.replace(new, root)
+        return
+    check_root(root, recipe)
+    aside = _fresh_sibling(root, "replaced")
+    try:
+        os.rename(root, aside / root.name)
+        os.replace(new, root)
+    finally:
+        if not root.exists():  # the swap failed half-way: put the old build back
+            os.rename(aside / root.name, root)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def verify_benchmark(root: Path) -> list[str]:
