@@ -1,4 +1,5 @@
-"""The `longform` recipe (a folder of the user's HR videos) and `movielq_like` (no-reference scoring)."""
+"""Every shipped generated recipe builds completely; `longform` (a folder of the user's HR videos) and
+`movielq_like` (no-reference scoring) in detail."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import pytest
 from conftest import real_frames, write_clip
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import compose
+from infvsr_bench.cli import compose, conf_dir
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.readers import open_video
 from vsr_datasets.benchmark import load_dataset
+from vsr_datasets.builder import verify_benchmark
+
+GENERATED = sorted(p.stem for p in (conf_dir() / "dataset").glob("*.yaml")
+                   if OmegaConf.load(p).get("kind", "generated") == "generated")
 
 
 def _config(name: str, data_root, **changes) -> dict:
@@ -62,3 +68,44 @@ def test_movielq_like_is_realistic_and_scored_without_gt(tmp_path):
     entry = json.loads((ds.root / "manifest.json").read_text())["clips"][0]
     assert entry["degradation"]["type"] == "realistic" and entry["degradation"]["crf"] == 28
     assert (ds.root / entry["gt"]["path"]).exists()  # built and kept, just not scored
+
+
+def _frames(path) -> tuple[int, tuple[int, int]]:
+    """Decoded frame count and (H, W) of a stored video, counted frame by frame."""
+    shapes = [f.shape for f in open_video(path).iter_frames()]
+    assert len(set(shapes)) == 1 and shapes[0][2] == 3, path
+    return len(shapes), shapes[0][:2]
+
+
+def test_generated_recipes_are_discovered():
+    assert {"longform_mini", "longform", "movielq_like"} <= set(GENERATED)
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_every_generated_recipe_builds_every_clip(name, tmp_path):
+    """Each shipped recipe, every clip, source and degradation, shortened to 8 frames (cuts kept inside)."""
+    frames = 8
+    cfg = _config(name, tmp_path / "data")
+    expected: dict[str, list[int] | None] = {}
+    if cfg.get("clips_from"):
+        sources = tmp_path / "hr"
+        for i in range(cfg["clips_from"]["min_clips"]):
+            write_clip(sources / f"video{i}.mkv", real_frames(frames + 2, (64, 96), seed=i))
+        cfg["clips_from"].update(folder=str(sources), frames=frames, size=[48, 64])
+        expected.update((f"video{i}", [48, 64]) for i in range(cfg["clips_from"]["min_clips"]))
+    for clip in cfg["clips"]:
+        clip["source"]["frames"] = frames
+        if "shot_frames" in clip["source"]:
+            clip["source"]["shot_frames"] = [frames // 3, frames // 2]
+        expected[clip["name"]] = clip["source"].get("size")
+    ds = load_dataset(cfg)
+    assert sorted(c.name for c in ds.clips) == sorted(expected)
+    manifest = json.loads((ds.root / "manifest.json").read_text())
+    scale = cfg["scale"]
+    for entry in manifest["clips"]:
+        n_gt, gt_size = _frames(ds.root / entry["gt"]["path"])
+        n_lr, lr_size = _frames(ds.root / entry["lr"]["path"])
+        assert n_gt == n_lr == frames, entry["name"]
+        assert list(gt_size) == (expected[entry["name"]] or list(gt_size)), entry["name"]
+        assert list(lr_size) == [gt_size[0] // scale, gt_size[1] // scale], entry["name"]
+    assert verify_benchmark(ds.root) == []
