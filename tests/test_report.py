@@ -15,6 +15,7 @@ import pytest
 from infvsr_bench.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_latex, to_markdown
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
 
 PSNR = {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
         "settings": {"channel": "y", "crop_border": 0}, "weights": "none"}
@@ -24,22 +25,31 @@ LPIPS = {"metric": "lpips", "column": "lpips", "version": "1.0", "kind": "FR", "
 
 def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[str, list[float]],
              fps: float = 10.0, params: int = 0, weights: str = "none", psnr_info: dict = PSNR,
-             finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "") -> Path:
-    """A run folder with per-frame values given per clip (clip value = frame mean)."""
+             finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "",
+             status: str = "complete", clips: list[str] | None = None, failed: dict[str, str] | None = None,
+             recipe: str | None = None) -> Path:
+    """A run folder with per-frame values given per clip (clip value = frame mean), ``failed`` clips
+    (clip -> reason) and the clip list it was asked to do (``clips``, default: all given, in order).
+    A ``running`` run has no ``finished`` time."""
     path = root / dataset / (method + tag)
     path.mkdir(parents=True)
-    frames, clips = [], []
-    for clip in psnr:
-        n = len(psnr[clip])
-        frames.append(pd.DataFrame({"clip": clip, "frame": np.arange(n), "psnr": psnr[clip], "lpips": lpips[clip]}))
-        clips.append({"clip": clip, "status": "ok", "reason": None, "frames": n, "psnr": np.mean(psnr[clip]),
-                      "lpips": np.mean(lpips[clip]), "method_fps": fps, "chunk_starts": [0, 2]})
-    pd.concat(frames).to_parquet(path / "frames.parquet")
-    pd.DataFrame(clips).to_parquet(path / "clips.parquet")
-    record = {"method": {"name": method, "weights": weights, "parameters": params, "config": {}},
-              "dataset": {"name": dataset}, "config_fingerprint": method + json.dumps(psnr_info["settings"]),
-              "metrics": [psnr_info, LPIPS], "finished": finished}
-    (path / "run.json").write_text(json.dumps(record))
+    failed = failed or {}
+    frames, rows = [], []
+    for clip, values in psnr.items():
+        n = len(values)
+        frames.append(pd.DataFrame({"clip": clip, "frame": np.arange(n), "psnr": values, "lpips": lpips[clip]}))
+        rows.append({"clip": clip, "status": "ok", "reason": None, "frames": n, "psnr": np.mean(values),
+                     "lpips": np.mean(lpips[clip]), "method_fps": fps, "chunk_starts": [0, 2]})
+    rows += [{"clip": clip, "status": "failed", "reason": reason, "frames": None} for clip, reason in failed.items()]
+    if frames:
+        pd.concat(frames).to_parquet(path / "frames.parquet")
+    pd.DataFrame(rows).to_parquet(path / "clips.parquet")
+    method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
+    record = RunRecord(config={}, identity={}, fingerprint=method + json.dumps(psnr_info["settings"]),
+                       method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
+                       dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
+                       status=RunStatus(status), finished=None if status == "running" else finished)
+    (path / "run.json").write_text(json.dumps(record.to_dict()))
     return path
 
 
@@ -62,7 +72,7 @@ def test_leaderboard_values_and_marks(three_runs):
     weighted = leaderboard(load_runs([str(three_runs)]), ["psnr"], aggregation="frame_weighted")
     assert weighted.values.loc["A", ("toy", "psnr")] == pytest.approx((29 + 31 + 80) / 6)
     md = to_markdown(board)
-    assert "| B | **28.00** | **0.1000** |" in md and "toy psnr ↑" in md and "toy lpips ↓" in md
+    assert "| B | 2/2 | **28.00** | **0.1000** |" in md and "toy clips" in md and "toy psnr ↑" in md and "toy lpips ↓" in md
 
 
 def test_latex_is_structurally_sound(three_runs, tmp_path):
@@ -110,7 +120,8 @@ def test_random_weights_refused_tiny_labelled_reruns_deduplicated(tmp_path):
     make_run(tmp_path, "A", {"c": [21.0]}, {"c": [0.2]}, finished="2026-02-01", tag="_rerun")
     merged = load_runs([str(tmp_path)])
     assert any("refused, method R ran with random weights" in n for n in merged.notes)
-    assert any("superseded by the re-run" in n for n in merged.notes)
+    older = str(tmp_path / "toy" / "A")  # equally complete: time breaks the tie, and the note says so
+    assert any(n.startswith(f"{older}: superseded by") and n.endswith("equally complete and newer") for n in merged.notes)
     board = leaderboard(merged, ["psnr"])
     assert set(board.values.index) == {"infvsr-tiny", "A"}
     assert board.values.loc["A", ("toy", "psnr")] == 21.0
@@ -153,3 +164,133 @@ def test_figure_data_match_the_leaderboard(three_runs):
     # A prefix as long as every clip is the whole clip: the length curve ends at the table's value.
     ends = metric_vs_length(merged, "psnr", lengths=(2,))
     assert ends.set_index("method").loc["B", "value"] == pytest.approx(28.0)
+
+
+def _row(md: str, method: str) -> list[str]:
+    """The cells of one Markdown table row (label first)."""
+    line = next(line for line in md.splitlines() if line.startswith(f"| {method} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_a_failed_clip_does_not_lift_the_method_that_failed_it(tmp_path):
+    # Identical outputs; B failed the hardest clip. Before: B 35.00 (easy clips only) beat A 30.00.
+    psnr = {"c1": [36.0, 34.0], "c2": [35.0, 35.0], "c3": [20.0, 20.0]}
+    lpips = {c: [0.2, 0.2] for c in psnr}
+    make_run(tmp_path, "A", psnr, lpips)
+    make_run(tmp_path, "B", {c: psnr[c] for c in ("c1", "c2")}, lpips, failed={"c3": "ClipError: CUDA out of memory"},
+             status="complete_with_failures")
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"])
+    common = np.mean([np.mean(psnr["c1"]), np.mean(psnr["c2"])])  # both valued over the clips both finished
+    assert board.values.loc["A", ("toy", "psnr")] == pytest.approx(common)
+    assert board.values.loc["B", ("toy", "psnr")] == pytest.approx(common)
+    marks = board.marks()
+    assert marks.loc["A", ("toy", "psnr")] == marks.loc["B", ("toy", "psnr")]
+    md = to_markdown(board)
+    assert _row(md, "A")[1] == "3/3" and _row(md, "B")[1] == "2/3"
+    assert any("B" in n and "c3" in n and "CUDA out of memory" in n for n in board.notes)  # which clip, why
+    assert any("c1, c2" in n and "c3" in n for n in board.notes)  # the common clips and the excluded one
+
+
+def test_a_method_that_failed_every_clip_keeps_a_row(tmp_path):
+    make_run(tmp_path, "A", {"c1": [30.0], "c2": [20.0]}, {"c1": [0.2], "c2": [0.2]})
+    make_run(tmp_path, "F", {}, {}, failed={"c1": "VideoReadError: bad", "c2": "VideoReadError: bad"},
+             status="complete_with_failures")
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"])
+    assert np.isnan(board.values.loc["F", ("toy", "psnr")])
+    assert board.values.loc["A", ("toy", "psnr")] == pytest.approx(25.0)  # F does not shrink A's clips
+    assert _row(to_markdown(board), "F")[1:] == ["0/2", "-"]
+    assert board.marks().loc["F"].eq("").all()
+
+
+def test_a_quick_newer_rerun_does_not_supersede_the_full_run(tmp_path):
+    # Same method, same fingerprint (max_clips is not in it); the newer run was asked one clip only.
+    full = {"c1": [30.0], "c2": [25.0], "c3": [20.0]}
+    lpips = {c: [0.2] for c in full}
+    make_run(tmp_path, "A", full, lpips, finished="2026-01-01T00:00:00")
+    make_run(tmp_path, "A", {"c1": [30.0]}, {"c1": [0.2]}, finished="2026-02-01T00:00:00", tag="_quick")
+    merged = load_runs([str(tmp_path)])
+    assert [r.path.name for r in merged.runs] == ["A"]
+    assert any("A_quick" in n and "superseded" in n and "3 vs 1" in n for n in merged.notes)
+    assert leaderboard(merged, ["psnr"]).values.loc["A", ("toy", "psnr")] == pytest.approx(25.0)
+
+
+def test_running_runs_are_shown_but_not_ranked(tmp_path):
+    for method, value in (("A", 30.0), ("B", 28.0), ("C", 26.0)):
+        make_run(tmp_path, method, {"c1": [value], "c2": [value]}, {"c1": [0.2], "c2": [0.2]})
+    make_run(tmp_path, "R", {"c1": [40.0]}, {"c1": [0.1]}, status="running", clips=["c1", "c2"])
+    # A newer re-run of A that has not finished does not replace the finished one.
+    make_run(tmp_path, "A", {"c1": [10.0]}, {"c1": [0.9]}, status="running", clips=["c1", "c2"],
+             finished="2026-06-01T00:00:00", tag="_again")
+    merged = load_runs([str(tmp_path)])
+    assert any("A_again" in n and "superseded" in n for n in merged.notes)
+    board = leaderboard(merged, ["psnr", "lpips"])
+    assert board.values.loc["A", ("toy", "psnr")] == pytest.approx(30.0)
+    marks = board.marks()
+    assert marks.loc["R"].eq("").all()
+    assert marks.loc["A", ("toy", "psnr")] == "best" and marks.loc["B", ("toy", "psnr")] == "second"
+    row = _row(to_markdown(board), "R")
+    assert row[1] == "1/2 running" and row[2] == "40.00†"
+
+
+def test_a_method_asked_fewer_clips_is_partial_and_not_ranked(tmp_path):
+    for method, value in (("A", 30.0), ("B", 28.0), ("C", 26.0)):
+        make_run(tmp_path, method, {c: [value] for c in ("c1", "c2", "c3")}, {c: [0.2] for c in ("c1", "c2", "c3")})
+    make_run(tmp_path, "Q", {"c1": [40.0]}, {"c1": [0.1]})  # a max_clips=1 run
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"])
+    assert board.marks().loc["Q"].eq("").all() and board.marks().loc["A", ("toy", "psnr")] == "best"
+    assert _row(to_markdown(board), "Q")[1:] == ["1/3 partial", "40.00†"]
+    assert any("Q" in n and "c2, c3" in n and "not run" in n for n in board.notes)
+    assert "common clips" in to_markdown(board)  # the footnote states the rule
+
+
+def test_runs_on_different_dataset_recipes_are_kept_apart(tmp_path):
+    # Same fingerprint, but the benchmark was rebuilt from another recipe: different data, not a re-run.
+    make_run(tmp_path, "A", {"c": [30.0]}, {"c": [0.2]}, recipe="a" * 64)
+    make_run(tmp_path, "A", {"c": [31.0]}, {"c": [0.2]}, recipe="b" * 64, tag="_rebuilt", finished="2026-02-01")
+    make_run(tmp_path, "B", {"c": [29.0]}, {"c": [0.2]}, recipe="b" * 64)
+    merged = load_runs([str(tmp_path)])
+    assert len(merged.runs) == 3 and not any("superseded" in n for n in merged.notes)
+    board = leaderboard(merged, ["psnr"])
+    by_recipe = {d: board.values[(d, "psnr")].dropna().to_dict() for d, _ in board.values.columns}
+    assert by_recipe == {"toy@aaaaaaaa": {"A": 30.0}, "toy@bbbbbbbb": {"A": 31.0, "B": 29.0}}
+
+
+def _balanced(tex: str) -> bool:
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", tex):  # escaped braces are text
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def test_latex_escapes_every_special_character(tmp_path):
+    make_run(tmp_path, "a_b$c^d~e{f}", {"c": [30.0]}, {"c": [0.2]})
+    make_run(tmp_path, "50%", {"c": [29.0]}, {"c": [0.2]})
+    make_run(tmp_path, "x\\y&z#", {"c": [28.0]}, {"c": [0.2]})
+    tex = to_latex(leaderboard(load_runs([str(tmp_path)]), ["psnr"]))
+    assert r"a\_b\$c\textasciicircum{}d\textasciitilde{}e\{f\}" in tex
+    assert r"50\%" in tex and r"x\textbackslash{}y\&z\#" in tex
+    assert _balanced(tex)
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "t.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}" + tex + "\\end{document}")
+        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                       check=True, capture_output=True, timeout=60)
+
+
+def test_marks_follow_the_displayed_values(tmp_path):
+    # 30.001 and 29.998 both print as 30.00: both best; 25.00 is second.
+    for method, value in (("A", 30.001), ("B", 29.998), ("C", 25.0)):
+        make_run(tmp_path, method, {"c": [value]}, {"c": [0.2]})
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"])
+    marks = board.marks()[("toy", "psnr")]
+    assert marks.to_dict() == {"A": "best", "B": "best", "C": "second"}
+    assert to_latex(board).count(r"\textbf{30.00}") == 2
+
+
+def test_a_lone_ranked_row_is_not_marked_best(tmp_path):
+    # Next to reported (or unranked) rows, a bold lone value would read as a win it never had.
+    make_run(tmp_path, "A", {"c": [20.0]}, {"c": [0.5]}, dataset="udm10")
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"], reference="infvsr_paper")
+    assert board.marks().eq("").all().all()

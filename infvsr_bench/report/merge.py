@@ -1,8 +1,12 @@
 """Read run folders into one tidy table, keeping apart what must not share a column.
 
 Two runs share a metric column only when the metric's name, version and every setting agree;
-otherwise the column gets a variant suffix and the reason is reported. Re-runs of the same
-(method, dataset, config) keep the most recent finished one. Random-weight results are refused.
+otherwise the column gets a variant suffix and the reason is reported. Runs of one dataset built
+from different recipes (``recipe_sha256``) are different data: the dataset is shown apart per recipe
+(``name@<recipe>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
+decided by completeness, never by time alone: a finished run beats an unfinished one, then more
+finished clips, then more clips asked; the newer wins only an exact tie. Random-weight results are
+refused.
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ from typing import Any
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.run_record import RunRecord, RunStatus, read_run_record
+
+FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
 
 
 @dataclasses.dataclass
 class Run:
-    """One run folder: its record and where its tables are."""
+    """One run folder: its record and its per-clip table."""
 
     path: Path
-    record: dict[str, Any]
+    record: RunRecord
+    clips: pd.DataFrame  # clips.parquet: one row per clip, status ok / failed with the reason
     alias: str | None = None  # set when two runs would otherwise share a display name
+    dataset_alias: str | None = None  # set when runs of one dataset come from different recipes
 
     @property
     def method(self) -> str:
@@ -33,17 +42,32 @@ class Run:
         labelled so, never with the paper model's name."""
         if self.alias:
             return self.alias
-        info = self.record["method"]
-        label = info.get("config", {}).get("label") or self.record.get("config", {}).get("run_name") or info["name"]
+        info = self.record.method
+        label = info.get("config", {}).get("label") or self.record.config.get("run_name") or info["name"]
         return f"{label}-tiny" if info.get("weights") == "tiny" else label
 
     @property
     def dataset(self) -> str:
-        return self.record["dataset"]["name"]
+        return self.dataset_alias or self.record.dataset.name
 
     @property
-    def finished(self) -> str:
-        return self.record.get("finished") or self.record.get("started") or ""
+    def is_finished(self) -> bool:
+        """The job ended (complete, with or without failed clips); a killed or running job has not."""
+        return self.record.status in FINISHED and bool(self.record.finished)
+
+    @property
+    def clips_done(self) -> int:
+        """Clips finished ok among those the run was asked to do."""
+        ok = self.clips.loc[self.clips["status"] == "ok", "clip"] if len(self.clips) else []
+        return len(set(ok) & set(self.record.dataset.clips))
+
+    @property
+    def time(self) -> str:
+        return self.record.finished or self.record.started
+
+    def completeness(self) -> tuple[bool, int, int]:
+        """What decides between re-runs, in order: finished, clips finished ok, clips asked."""
+        return self.is_finished, self.clips_done, len(self.record.dataset.clips)
 
 
 @dataclasses.dataclass
@@ -81,34 +105,77 @@ def _variant_suffix(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:6]
 
 
+def _why_chosen(chosen: Run, other: Run) -> str:
+    """The first criterion of ``Run.completeness`` (then time) that sets the chosen run apart."""
+    (fin_a, done_a, asked_a), (fin_b, done_b, asked_b) = chosen.completeness(), other.completeness()
+    if fin_a != fin_b:
+        return "it finished, this one did not"
+    if done_a != done_b:
+        return f"more clips finished ({done_a} vs {done_b})"
+    if asked_a != asked_b:
+        return f"more clips asked ({asked_a} vs {asked_b})"
+    return "equally complete and newer"
+
+
+def _read_run(path: Path, notes: list[str]) -> Run | None:
+    """The run in ``path``, or None with a note saying why it is left out."""
+    try:
+        run = Run(path, read_run_record(path), pd.DataFrame())
+        name = run.method
+    except ConfigError as exc:
+        notes.append(f"skipped: {exc}")
+        return None
+    except KeyError as exc:
+        notes.append(f"{path}: skipped, run.json has no usable method name ({exc})")
+        return None
+    if not (path / "clips.parquet").exists():
+        notes.append(f"{path}: skipped, no results yet")
+        return None
+    if run.record.method.get("weights") == "random":
+        notes.append(f"{path}: refused, method {name} ran with random weights")
+        return None
+    random_metrics = [m["column"] for m in run.record.metrics if m.get("weights") == "random"]
+    if random_metrics:
+        notes.append(f"{path}: refused, metric(s) {random_metrics} ran with random weights")
+        return None
+    run.clips = pd.read_parquet(path / "clips.parquet")
+    return run
+
+
+def _name_recipes_apart(runs: list[Run], notes: list[str]) -> None:
+    """Runs of one dataset built from different recipes get the dataset shown apart per recipe."""
+    recipes: dict[str, set[str | None]] = {}
+    for run in runs:
+        recipes.setdefault(run.record.dataset.name, set()).add(run.record.dataset.recipe_sha256)
+    for name, found in recipes.items():
+        if len(found) < 2:
+            continue
+        labels = {r: f"{name}@{r[:8] if r else 'no-recipe'}" for r in found}
+        notes.append(f"{name}: runs come from {len(found)} different dataset recipes (recipe_sha256), which are "
+                     f"different data; shown apart as {', '.join(sorted(labels.values()))}")
+        for run in runs:
+            if run.record.dataset.name == name:
+                run.dataset_alias = labels[run.record.dataset.recipe_sha256]
+
+
 def load_runs(patterns: list[str]) -> Merged:
     """Merge run folders; see the module docstring for the rules."""
     notes: list[str] = []
-    latest: dict[tuple, Run] = {}
+    same: dict[tuple, list[Run]] = {}  # identity -> its re-runs
     for path in find_runs(patterns):
-        try:
-            record = json.loads((path / "run.json").read_text())
-            run = Run(path, record)
-            ident = (run.method, run.dataset, record["config_fingerprint"])
-        except (OSError, ValueError, KeyError) as exc:
-            notes.append(f"{path}: skipped, unreadable run.json ({exc})")
-            continue
-        if not (path / "clips.parquet").exists():
-            notes.append(f"{path}: skipped, no results yet")
-            continue
-        if record["method"].get("weights") == "random":
-            notes.append(f"{path}: refused, method {run.method} ran with random weights")
-            continue
-        random_metrics = [m["column"] for m in record.get("metrics", []) if m.get("weights") == "random"]
-        if random_metrics:
-            notes.append(f"{path}: refused, metric(s) {random_metrics} ran with random weights")
-            continue
-        if ident in latest:
-            older, newer = sorted([latest[ident], run], key=lambda r: r.finished)
-            notes.append(f"{older.path}: superseded by the re-run {newer.path}")
-            run = newer
-        latest[ident] = run
-    runs = sorted(latest.values(), key=lambda r: (r.dataset, r.method))
+        run = _read_run(path, notes)
+        if run is not None:
+            ident = (run.method, run.record.dataset.name, run.record.dataset.recipe_sha256, run.record.fingerprint)
+            same.setdefault(ident, []).append(run)
+    runs = []
+    for reruns in same.values():
+        chosen, *others = sorted(reruns, key=lambda r: (r.completeness(), r.time), reverse=True)
+        notes += [f"{other.path}: superseded by {chosen.path}, a run of the same experiment: "
+                  f"{_why_chosen(chosen, other)}"
+                  for other in others]
+        runs.append(chosen)
+    _name_recipes_apart(runs, notes)
+    runs.sort(key=lambda r: (r.dataset, r.method))
     seen: set[tuple[str, str]] = set()
     for run in runs:  # same display name, different configs: keep both, named apart
         if (run.method, run.dataset) in seen:
@@ -123,7 +190,7 @@ def load_runs(patterns: list[str]) -> Merged:
     renames: dict[Path, dict[str, str]] = {}
     for run in runs:
         renames[run.path] = {}
-        for info in run.record.get("metrics", []):
+        for info in run.record.metrics:
             col, key = info["column"], _metric_key(info)
             if col not in keys:
                 keys[col], catalogue[col] = key, info
@@ -139,8 +206,7 @@ def load_runs(patterns: list[str]) -> Merged:
     frames, clips, curves = [], [], []
     for run in runs:
         tag = {"run": str(run.path), "method": run.method, "dataset": run.dataset}
-        c = pd.read_parquet(run.path / "clips.parquet")
-        clips.append(c.rename(columns=renames[run.path]).assign(**tag))
+        clips.append(run.clips.rename(columns=renames[run.path]).assign(**tag))
         if (run.path / "frames.parquet").exists():
             frames.append(pd.read_parquet(run.path / "frames.parquet").rename(columns=renames[run.path]).assign(**tag))
         if (run.path / "curves.parquet").exists():

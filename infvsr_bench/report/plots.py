@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from infvsr_bench.report.coverage import coverage  # noqa: E402
 from infvsr_bench.report.merge import Merged  # noqa: E402
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale by marker.
@@ -75,8 +76,8 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
 
 
 def speed_quality(merged: Merged, metric: str) -> pd.DataFrame:
-    """Per method: mean frames/s and the clip mean of ``metric`` over ok clips (as the leaderboard)."""
-    clips = merged.clips[merged.clips["status"] == "ok"] if len(merged.clips) else merged.clips
+    """Per method: mean frames/s and the clip mean of ``metric`` over the clips that count in the leaderboard."""
+    clips = coverage(merged).counted(merged.clips)
     if metric not in clips or "method_fps" not in clips:
         return pd.DataFrame(columns=["fps", "value"])
     return clips.groupby("method", sort=False).agg(fps=("method_fps", "mean"), value=(metric, "mean"))
@@ -87,7 +88,7 @@ def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
     agg = speed_quality(merged, metric)
     if agg.empty:
         return []
-    params = {r.method: (r.record["method"].get("parameters") or 0) for r in merged.runs}
+    params = {r.method: (r.record.method.get("parameters") or 0) for r in merged.runs}
     fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
     biggest = max(params.values()) or 1
     for i, (method, row) in enumerate(agg.iterrows()):
