@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from infvsr_bench.errors import ConfigError, InfvsrError, UnknownNameError
 from infvsr_bench.registry import did_you_mean
@@ -68,14 +68,12 @@ def check_overrides(overrides: list[str]) -> None:
 
 def check_option_keys(overrides: list[str]) -> None:
     """One line with the closest keys for a mistyped option (``max_frame=``, ``method.scal=``) instead
-    of Hydra's multi-line 'not in struct' (appending with ``+`` is left to Hydra and the schemas)."""
-    import dataclasses
-
-    import yaml
-
+    of Hydra's multi-line 'not in struct' (appending with ``+`` is left to Hydra and the schemas).
+    Valid keys are the fields of the schema dataclasses, so a key a config inherits or leaves at its
+    default is accepted; the group's yaml only says which method / dataset kind a choice names."""
     from infvsr_bench.config import RunConfig
 
-    top = {f.name for f in dataclasses.fields(RunConfig)} | {"hydra"}
+    top = _fields(RunConfig) | {"hydra"}
     for item in overrides:
         m = re.fullmatch(r"([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?[^=]*=.*", item)
         if not m:
@@ -83,21 +81,20 @@ def check_option_keys(overrides: list[str]) -> None:
         head, key = m.groups()
         if head not in top:
             raise ConfigError(f"unknown option {head!r}; {did_you_mean(head, top)}")
-        if head in ("method", "dataset") and key:
+        if head in GROUP_OPTION_KEYS and key:
             name = _last(overrides, head) or _default_choice(head)
             if name not in group_options(head):  # a sweep (a,b) or a name Hydra will report: its message
                 continue
-            keys = set(yaml.safe_load((conf_dir() / head / f"{name}.yaml").read_text(encoding="utf-8")) or {})
-            if key not in keys:
+            keys = GROUP_OPTION_KEYS[head](name, overrides)
+            if keys is not None and key not in keys:
                 raise ConfigError(f"unknown option {head}.{key} for {head} {name!r}; {did_you_mean(key, keys)}")
         elif head == "metrics" and key:
             _check_metric_option(item, key, overrides)
 
 
 def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
-    """``metrics.<column>.<option>=``: the column must be selected and the option one of its config's keys."""
-    import yaml
-
+    """``metrics.<column>.<option>=``: the column must be selected and the option one of its metric's
+    Settings fields, runtime options or ``metric``."""
     if any(o.startswith(f"+metrics.{column}.") for o in overrides):
         return  # a column the user adds on the command line: its options are the schema's to check
     chosen = _last(overrides, "metrics")
@@ -105,10 +102,65 @@ def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
     if column not in selected:
         raise ConfigError(f"{item.split('=')[0]}: metric {column!r} is not in this run's metrics {selected}")
     m = re.match(r"metrics\.\w+\.([A-Za-z_]\w*)", item)
-    if m:
-        keys = set(yaml.safe_load((conf_dir() / "metrics" / f"{column}.yaml").read_text(encoding="utf-8")) or {})
-        if m.group(1) not in keys:
-            raise ConfigError(f"unknown option metrics.{column}.{m.group(1)}; {did_you_mean(m.group(1), keys)}")
+    if not m:
+        return
+    keys = _metric_keys(column, overrides)
+    if keys is not None and m.group(1) not in keys:
+        raise ConfigError(f"unknown option metrics.{column}.{m.group(1)}; {did_you_mean(m.group(1), keys)}")
+
+
+def _fields(schema: type) -> set[str]:
+    """The field names of a schema dataclass: the option keys it accepts."""
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(schema)}
+
+
+def _method_keys(choice: str, overrides: list[str]) -> set[str] | None:
+    """Options of the method a ``method=`` choice names (its Config fields + name); None when that
+    method is not registered (building it reports the name). Imports the method (and torch)."""
+    from methods import METHODS
+
+    name = _last(overrides, "method.name") or _config_value("method", choice, "name")
+    return _fields(METHODS.get(name).Config) | {"name"} if name in METHODS else None
+
+
+def _dataset_keys(choice: str, overrides: list[str]) -> set[str] | None:
+    """Options of the dataset kind a ``dataset=`` choice names (the kind's dataclass fields)."""
+    from vsr_datasets.benchmark import DATASET_KINDS
+
+    kind = _last(overrides, "dataset.kind") or _config_value("dataset", choice, "kind") or "generated"
+    return _fields(DATASET_KINDS.get(kind)) if kind in DATASET_KINDS else None
+
+
+def _metric_keys(column: str, overrides: list[str]) -> set[str] | None:
+    """Options of the metric a column names (Settings fields + runtime options + ``metric``)."""
+    from infvsr_bench.metrics import METRICS
+
+    name = _last(overrides, f"metrics.{column}.metric") or _config_value("metrics", column, "metric") or column
+    if name not in METRICS:
+        return None
+    cls = METRICS.get(name)
+    return _fields(cls.Settings) | set(cls.runtime_options) | {"metric"}
+
+
+# Group -> the option keys of a choice (a config name) in that group, for ``<group>.<key>=``.
+GROUP_OPTION_KEYS: dict[str, Callable[[str, list[str]], set[str] | None]] = {
+    "method": _method_keys, "dataset": _dataset_keys,
+}
+
+
+def _config_value(group: str, choice: str, key: str) -> Any:
+    """``key`` of conf/<group>/<choice>.yaml, else of the configs its defaults list starts from
+    (flashvsr -> command: name); None when none sets it."""
+    import yaml
+
+    path = conf_dir() / group / f"{choice}.yaml"
+    data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+    if key in data:
+        return data[key]
+    bases = [d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return next((v for v in (_config_value(group, b, key) for b in reversed(bases)) if v is not None), None)
 
 
 def _default_choice(group: str) -> str | list[str]:
