@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from infvsr_bench.errors import ClipError
 from methods.infvsr.dit import KVCache, WanDiT
-from methods.infvsr.schedule import effective_timestep, sigma_for_timestep
+from methods.infvsr.schedule import effective_sigma, effective_timestep, restore_latents, sigma_for_timestep
 from methods.infvsr.vae import StreamCache, WanVAE
 from methods.infvsr.visual_encoder import VisualEncoder, prepare_reference
 
@@ -70,6 +70,7 @@ class InfVSRPipeline:
         self.dtype = dtype
         self.timestep = effective_timestep()
         self.sigma = sigma_for_timestep(self.timestep)
+        self.effective_sigma = effective_sigma(self.sigma, dtype)  # bf16 runs: 0.400390625, as upstream
         self.state = SceneState()
         self.context: torch.Tensor | None = None
         self.lr_size: tuple[int, int] | None = None
@@ -130,7 +131,7 @@ class InfVSRPipeline:
             timestep = torch.tensor([self.timestep], device=self.device, dtype=self.dtype)
             pred, self.state.kv_cache = self.dit(latents, timestep, self.context, self.state.start_frame,
                                                  self.state.kv_cache)
-            restored = latents - self.sigma * pred
+            restored = restore_latents(latents, pred, self.sigma)
         with self._stage("decode"):
             frames = self.vae.decode_chunk(restored, self.state.decoder_cache)
         self.state.start_frame += latents.shape[2]

@@ -86,18 +86,23 @@ class SceneChunker:
 
     def _release(self, final: bool) -> Iterator[Chunk]:
         while self._pending:
+            # As the authors' loop: a cut at the chunk's start begins a scene, also when it falls
+            # exactly where the previous chunk ended (the release delay guarantees it is known here).
+            while self._cuts and self._cuts[0] < self._pending_start:
+                self._cuts.popleft()
+            if self._cuts and self._cuts[0] == self._pending_start:
+                self._cuts.popleft()
+                self._scene_start = True
             size = self._size()
             end = self._pending_start + size
             if not final and self._seen < end + self._delay:
                 return
-            while self._cuts and self._cuts[0] <= self._pending_start:
-                self._cuts.popleft()
             cut = self._cuts[0] if self._cuts and self._cuts[0] < end else None
             n = min(size, len(self._pending), (cut - self._pending_start) if cut else size)
             frames = np.stack([self._pending.popleft() for _ in range(n)])
             yield self._make_chunk(frames)
             self._pending_start += n
-            self._scene_start = cut is not None and cut == self._pending_start
+            self._scene_start = False
 
     def _make_chunk(self, frames: np.ndarray) -> Chunk:
         start, new_scene, update = self._pending_start, self._scene_start, False

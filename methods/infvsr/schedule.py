@@ -12,6 +12,7 @@ __all__ = [
     "DECLARED_TIMESTEP",
     "NUM_TRAIN_TIMESTEPS",
     "SHIFT",
+    "effective_sigma",
     "effective_timestep",
     "restore_latents",
     "shifted_sigmas",
@@ -49,6 +50,18 @@ def sigma_for_timestep(timestep: float, num_train_timesteps: int = NUM_TRAIN_TIM
     return float(shifted_sigmas(num_train_timesteps, shift)[sigma_index(timestep, num_train_timesteps, shift)])
 
 
+def effective_sigma(sigma: float, run_dtype: torch.dtype) -> float:
+    """The sigma the authors' arithmetic applies in a run of ``run_dtype``.
+
+    Their sigma is a 0-dim float32 tensor on the CUDA device, multiplied with the prediction: the CUDA
+    kernel casts it to the common dtype, so a bf16 run uses bf16(0.4008152...) = 0.400390625; float32
+    runs keep the exact value (the CPU fixture's).
+    """
+    return float(torch.tensor(sigma, dtype=torch.float32).to(run_dtype).to(torch.float32))
+
+
 def restore_latents(latents: torch.Tensor, prediction: torch.Tensor, sigma: float) -> torch.Tensor:
-    """One flow step from x_t = LR latents to the clean estimate: ``latents - sigma * prediction``."""
-    return latents - sigma * prediction
+    """One flow step from x_t = LR latents to the clean estimate, ``latents - sigma * prediction``, with
+    sigma in the prediction's dtype as the authors' CUDA arithmetic has it (see ``effective_sigma``)."""
+    s = torch.tensor(effective_sigma(sigma, prediction.dtype), dtype=prediction.dtype, device=prediction.device)
+    return latents - prediction * s
