@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.report.build import ReportOptions, build_report
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
 
 METRICS = [
     {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
@@ -38,9 +39,12 @@ def make_runs(root: Path, runs: int, clips: int, frames: int) -> None:
         per_clip = per_clip.assign(status="ok", frames=frames, method_fps=rng.uniform(1, 100),
                                    chunk_starts=[list(range(0, frames, 12))] * clips)
         per_clip.to_parquet(path / "clips.parquet")
-        record = {"method": {"name": f"method{r}", "weights": "none", "parameters": int(rng.integers(1e6, 1e9)),
-                             "config": {}}, "dataset": {"name": f"dataset{r % 5}"}, "config_fingerprint": str(r),
-                  "metrics": METRICS, "finished": "2026-11-26"}
+        method = {"name": f"method{r}", "version": "1", "weights": "none",
+                  "parameters": int(rng.integers(1e6, 1e9)), "config": {}}
+        dataset = DatasetRecord(f"dataset{r % 5}", 4, [f"c{i}" for i in range(clips)])
+        record = RunRecord(config={}, identity={"run": r}, fingerprint=str(r), method=method, metrics=METRICS,
+                           dataset=dataset, environment={}, started="2026-11-26", status=RunStatus.COMPLETE,
+                           finished="2026-11-26", clips_ok=clips, clips_failed=0).to_dict()
         (path / "run.json").write_text(json.dumps(record))
 
 
