@@ -23,7 +23,7 @@ commands:
   run      super-resolve and score every clip of a dataset   (run method=bicubic dataset=longform_mini)
   build    build a generated benchmark dataset               (build dataset=longform_mini)
   verify   re-check a built benchmark's checksums            (verify <folder>)
-  download fetch pretrained files explicitly (online)        (download infvsr [weights_dir=<folder>])
+  download fetch pretrained files explicitly (online)        (download <group|metric|method> ... [weights_dir=<folder>])
   report   leaderboards and figures from run folders          (report runs/** out=reports/x)
 
 Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
@@ -178,11 +178,11 @@ def _last(overrides: list[str], key: str) -> str | None:
 
 def _preflight_weights(overrides: list[str]) -> None:
     """A method whose weights are missing fails here, in well under a second (no torch import)."""
-    from infvsr_bench.weights import GROUPS, preflight
+    from infvsr_bench.weights import files_for, locate
 
     method = _last(overrides, "method")
-    if method in GROUPS:
-        preflight(method, _last(overrides, "method.weights_dir"))
+    if method:
+        locate(files_for(method), _last(overrides, "method.weights_dir") or None)
 
 
 def compose(overrides: list[str]):
@@ -251,17 +251,27 @@ def cmd_verify(args: list[str]) -> int:
 
 
 def cmd_download(args: list[str]) -> int:
-    """Explicitly fetch a group of pretrained files (never done implicitly)."""
-    from infvsr_bench.weights import GROUPS, download, group_dir
+    """Explicitly fetch pretrained files (never done implicitly) into <weights folder>/<group>/.
 
-    if not args or args[0].startswith("weights_dir="):
-        raise ConfigError(f"usage: python -m infvsr_bench download <group> [weights_dir=<folder>]; groups: {sorted(GROUPS)}")
-    group = args[0]
-    if group not in GROUPS:
-        raise UnknownNameError(f"unknown weights group {group!r}; {did_you_mean(group, GROUPS)}")
-    folder = group_dir(group, _last(args[1:], "weights_dir"))
-    for name, path in download(GROUPS[group], folder).items():
-        print(f"{name}: {path}")
+    Each name is a weights group (a sub-folder of the weights folder) or a metric or method, meaning
+    the files it needs; files already there or in a library cache are not fetched again.
+    """
+    from infvsr_bench.weights import download, download_names, files_for
+
+    names, options = [a for a in args if "=" not in a], [a for a in args if "=" in a]
+    if not names:
+        raise ConfigError("usage: python -m infvsr_bench download <group|metric|method> ... [weights_dir=<folder>]; "
+                          f"names: {', '.join(download_names())}")
+    for item in options:
+        key = item.split("=", 1)[0]
+        if key != "weights_dir":
+            raise ConfigError(f"unknown option {key!r} for download; {did_you_mean(key, ['weights_dir'])}")
+    for name in names:
+        if not files_for(name):
+            raise UnknownNameError(f"unknown weights group, metric or method {name!r}; {did_you_mean(name, download_names())}")
+    files = list({f.key: f for name in names for f in files_for(name)}.values())
+    for r in download(files, _last(options, "weights_dir") or None).values():
+        print(f"{r.file.key}: {r.path} ({r.kind}, sha256 {r.sha256})")
     return 0
 
 

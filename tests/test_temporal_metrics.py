@@ -15,7 +15,7 @@ from skimage import data
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics import METRICS, build_metric
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow
-from infvsr_bench.metrics.teco import ALEXNET_URL, build_lpips
+from infvsr_bench.metrics.teco import ALEXNET, build_lpips
 from infvsr_bench.metrics.warp_error import non_occluded, warp
 from infvsr_bench.weights import WeightsMissingError, sha256_file
 
@@ -186,11 +186,11 @@ def test_raft_weights_load_from_the_weights_folder(tmp_path, monkeypatch):
 
     torch.manual_seed(3)
     state = raft_large(weights=None).state_dict()
-    (tmp_path / "weights").mkdir()
-    torch.save(state, tmp_path / "weights" / RAFT_FILE)
+    (tmp_path / "weights" / "torchvision").mkdir(parents=True)
+    torch.save(state, tmp_path / "weights" / "torchvision" / RAFT_FILE)
     flow = build_flow("raft", {}, None)
     assert flow.weights == "pretrained"
-    assert flow.weights_sha256 == {RAFT_FILE: sha256_file(tmp_path / "weights" / RAFT_FILE)}
+    assert flow.weights_sha256 == {RAFT_FILE: sha256_file(tmp_path / "weights" / "torchvision" / RAFT_FILE)}
     for k, v in flow.model.state_dict().items():
         assert torch.equal(v, state[k]), k
 
@@ -242,15 +242,15 @@ def test_tlp_zero_on_identical_and_matches_direct_lpips():
 
 def test_lpips_trunk_loads_torchvision_alexnet_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    name = ALEXNET_URL.rsplit("/", 1)[1]
+    name = ALEXNET.filename
     with pytest.raises(WeightsMissingError, match=name):
         build_lpips(folder=str(tmp_path / "weights"))
     from torchvision.models import alexnet
 
     torch.manual_seed(5)
     features = {f"features.{k}": v for k, v in alexnet(weights=None).features.state_dict().items()}
-    (tmp_path / "weights").mkdir()
-    torch.save(features, tmp_path / "weights" / name)
+    (tmp_path / "weights" / "torchvision").mkdir(parents=True)
+    torch.save(features, tmp_path / "weights" / "torchvision" / name)
     model, status, sums = build_lpips(folder=str(tmp_path / "weights"))
     assert status == "pretrained" and name in sums
     assert torch.equal(getattr(model.net.slice1, "0").weight, features["features.0.weight"])

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from infvsr_bench.weights import WeightsKind
+
 
 class MetricKind(str, Enum):
     """What a metric needs and measures."""
@@ -52,9 +54,8 @@ class Metric(ABC):
         self.settings = settings if settings is not None else self.Settings()
         self.column = column or self.name
         self.runtime = runtime
-        # "none" (no learned weights), "pretrained", "shipped" (weights an installed package ships)
-        # or "random": a metric on random weights is flagged in results and refused by leaderboards.
-        self.weights = "none"
+        # Where its learned numbers come from: a metric on random weights is flagged and refused by leaderboards.
+        self.weights: WeightsKind = WeightsKind.NONE
         self.weights_sha256: dict[str, str] = {}
         self.reset()
 

@@ -24,17 +24,16 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.metrics.pyiqa_backend import resolve_device
-from infvsr_bench.weights import WeightsMissingError, checksum, weights_dir
+from infvsr_bench.weights import CATALOGUE, WeightsMissingError, group_dir, resolve, summary
 
 INSTALL = (
     "install the official DOVER code: `git clone https://github.com/VQAssessment/DOVER && pip install -e DOVER` "
     "(S-Lab licence, not on PyPI; the PyPI package named 'dover' is an unrelated versioning tool)"
 )
-WEIGHTS_FILE = "DOVER.pth"
-WEIGHTS_SOURCE = "the DOVER release (github.com/VQAssessment/DOVER, pretrained_weights/DOVER.pth)"
+WEIGHTS = CATALOGUE["dover/DOVER.pth"]
 
 # dover.yml of the official repository: model arguments and the two views' sampling.
 MODEL_ARGS: dict[str, Any] = {
@@ -156,20 +155,18 @@ class DOVER(Metric):
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)
         require_dover()
-        folder = weights_dir(runtime.get("weights_dir")) / "dover"
-        path = folder / WEIGHTS_FILE
-        if not path.is_file():
-            raise WeightsMissingError(f"metric 'dover': missing {WEIGHTS_FILE} ({WEIGHTS_SOURCE}); put it in {folder}")
+        allow_download = bool(runtime.get("allow_download", False))
+        found = resolve([WEIGHTS], runtime.get("weights_dir"), allow_download)
         import_dover()
         import torch
         from dover.models import DOVER as Evaluator
 
-        self.device = torch.device(resolve_device(str(runtime.get("device", "auto"))))
-        with hub_files_only(folder, bool(runtime.get("allow_download", False))):
+        self.device = resolve_device(runtime.get("device", "auto"))
+        with hub_files_only(group_dir(WEIGHTS.group, runtime.get("weights_dir")), allow_download):
             evaluator = Evaluator(**MODEL_ARGS)
-        evaluator.load_state_dict(torch.load(path, map_location="cpu"))
+        evaluator.load_state_dict(torch.load(found[WEIGHTS.filename].path, map_location="cpu"))
         self.evaluator = evaluator.to(self.device).eval()
-        self.weights, self.weights_sha256 = "pretrained", {WEIGHTS_FILE: checksum(path)}
+        self.weights, self.weights_sha256 = summary(found)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "backend": {"backend": "dover (official)", "model_args": MODEL_ARGS, "sample_types": SAMPLE_TYPES}}

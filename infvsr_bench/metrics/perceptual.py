@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from infvsr_bench.metrics.base import MetricKind
-from infvsr_bench.metrics.pyiqa_backend import (
-    PYIQA_URL,
-    TORCHVISION_URL,
-    Backbone,
-    NoSettings,
-    PyiqaFile,
-    PyiqaMetric,
-    PyiqaSpec,
-    torchvision_trunk,
-)
+from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, torchvision_trunk
+from infvsr_bench.weights import CATALOGUE
 
-ALEXNET = PyiqaFile("alexnet-owt-7be5be79.pth", TORCHVISION_URL, "checkpoints", "torchvision AlexNet IMAGENET1K_V1, the LPIPS trunk")
-VGG16 = PyiqaFile("vgg16-397923af.pth", TORCHVISION_URL, "checkpoints", "torchvision VGG16 IMAGENET1K_V1, the DISTS trunk")
+ALEXNET = CATALOGUE["torchvision/alexnet-owt-7be5be79.pth"]
+VGG16 = CATALOGUE["torchvision/vgg16-397923af.pth"]
 
 LPIPS_SPEC = PyiqaSpec(
     "lpips",
-    model=PyiqaFile("LPIPS_v0.1_alex-df73285e.pth", PYIQA_URL, "pyiqa", "LPIPS v0.1 linear layers for AlexNet"),
+    model=CATALOGUE["pyiqa/LPIPS_v0.1_alex-df73285e.pth"],
     backbones=(Backbone("pyiqa.archs.lpips_arch", "models", ALEXNET, torchvision_trunk("alexnet")),),
 )
 DISTS_SPEC = PyiqaSpec(
     "dists",
-    model=PyiqaFile("DISTS_weights-f5e65c96.pth", PYIQA_URL, "pyiqa", "DISTS alpha/beta weights"),
+    model=CATALOGUE["pyiqa/DISTS_weights-f5e65c96.pth"],
     backbones=(Backbone("pyiqa.archs.dists_arch", "models", VGG16, torchvision_trunk("vgg16", init_weights=False)),),
 )
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
-from methods.base import resolve_device
 
 SSIM_C1, SSIM_C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 GAUSS_1D = cv2.getGaussianKernel(11, 1.5)  # MATLAB's window is its outer product: filter rows, then columns

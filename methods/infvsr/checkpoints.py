@@ -16,9 +16,14 @@ import torch
 from torch import nn
 
 from infvsr_bench.errors import InfvsrError
-from infvsr_bench.weights import GROUPS, WeightFile, checksum, locate
+from infvsr_bench.weights import CATALOGUE, WeightFile, resolve
 
-FILES: dict[str, WeightFile] = dict(zip(("dit", "vae", "ram", "dape"), GROUPS["infvsr"]))
+FILES: dict[str, WeightFile] = {
+    "dit": CATALOGUE["infvsr/InfVSR.ckpt"],
+    "vae": CATALOGUE["infvsr/Wan2.1_VAE.pth"],
+    "ram": CATALOGUE["infvsr/ram_swin_large_14m.pth"],
+    "dape": CATALOGUE["infvsr/DAPE.pth"],
+}
 
 
 class CheckpointError(InfvsrError):
@@ -62,12 +67,10 @@ def load_strict(module_on_meta: nn.Module, state: Mapping[str, torch.Tensor], na
     return module_on_meta
 
 
-def locate_files(folder: Path) -> dict[str, Path]:
-    """The four files in ``folder`` by role; one instant error naming each missing one and its source."""
-    paths = locate(FILES.values(), folder)
-    return {role: paths[f.filename] for role, f in FILES.items()}
+def resolve_files(weights_dir: str | None) -> tuple[dict[str, Path], dict[str, str]]:
+    """The four files by role, and their sha256 by name (cached next to them) for the run record.
 
-
-def file_checksums(paths: Mapping[str, Path]) -> dict[str, str]:
-    """sha256 per file (cached next to the weights), for the run record."""
-    return {paths[role].name: checksum(paths[role]) for role in paths}
+    One instant error names each missing file, its folder (``<weights folder>/infvsr``) and its source.
+    """
+    found = resolve(FILES.values(), weights_dir)
+    return {role: found[f.filename].path for role, f in FILES.items()}, {r.path.name: r.sha256 for r in found.values()}
