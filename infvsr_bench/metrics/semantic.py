@@ -68,7 +68,9 @@ class _VBenchTerms:
         if self.first is None:
             self.first = self.prev = f[0]
         self.frames.append(index)
-        self.sim_first.append(f @ self.first)
+        # einsum sums every row in the same order whatever the chunk's length (BLAS's matrix-vector product
+        # does not), so streamed values equal one chunk's bit for bit
+        self.sim_first.append(np.einsum("ij,j->i", f, self.first))
         chain = np.vstack([self.prev[None], f])
         sims = np.einsum("ij,ij->i", chain[:-1], chain[1:])
         self.sim_prev.append(sims[1:] if len(self.frames) == 1 else sims)
@@ -145,7 +147,7 @@ class _ReferenceSimilarity:
 
     def _score(self, index: np.ndarray, feats: np.ndarray) -> None:
         self.frames.append(index)
-        self.sims.append(feats @ self.reference)
+        self.sims.append(np.einsum("ij,j->i", feats, self.reference))  # chunk-independent rounding, as sim_first
 
     def add(self, index: np.ndarray, feats: np.ndarray) -> None:
         f = feats.astype(np.float64)
