@@ -278,12 +278,15 @@ def test_command_config_errors(tmp_path):
         build_method({"name": "command", "command": "tool {lr_video} {out_dir}"})
     with pytest.raises(ConfigError, match="still holds <CHECK: path of the SeedVR clone>"):
         build_method({"name": "command", "command": "tool {lr_root}", "cwd": "<CHECK: path of the SeedVR clone>"})
-    # the shipped tool configs refuse to run until their unverified parts are filled in
-    import yaml
+    # the shipped tool configs (resolved through their defaults list, as the CLI does) refuse to run
+    # until their unverified parts are filled in
+    from omegaconf import OmegaConf
+
+    from infvsr_bench.cli import compose
 
     for name in ("flashvsr", "seedvr2", "star", "upscale_a_video", "mgld_vsr", "dove", "realbasicvsr",
                  "infvsr_official"):
-        options = yaml.safe_load((Path(__file__).parents[1] / "conf" / "method" / f"{name}.yaml").read_text())
+        options = OmegaConf.to_container(compose([f"method={name}"]).method, resolve=True)
         assert options["name"] == "command" and options["label"]
         with pytest.raises(ConfigError, match="fill it in from the tool's README"):
             build_method({**options, "work_dir": str(tmp_path / name)})

@@ -95,6 +95,7 @@ def test_official_layout_reproduces_the_fixture(infvsr, fixture):
     assert info["weights"] == "random" and set(info["weights_sha256"]) == {
         "InfVSR.ckpt", "Wan2.1_VAE.pth", "ram_swin_large_14m.pth", "DAPE.pth"}
     assert info["timestep"] == 400.0 and info["sigma"] == pytest.approx(0.4008152484893799)
+    assert info["effective_sigma"] == info["sigma"]  # float32 on the CPU: the exact value (bf16 runs: 0.400390625)
 
 
 def test_missing_weights_name_every_file_and_source(tmp_path):

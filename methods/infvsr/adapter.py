@@ -131,7 +131,8 @@ class InfVSR(Method):
         return dict(self.checksums)
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "sigma": self.pipeline.sigma, "timestep": self.pipeline.timestep}
+        return {**super().info(), "sigma": self.pipeline.sigma,
+                "effective_sigma": self.pipeline.effective_sigma, "timestep": self.pipeline.timestep}
 
     def reset(self, clip) -> None:
         super().reset(clip)
