@@ -1,4 +1,4 @@
-"""Shared fixtures: small real clips written to disk, and the path to ../shared."""
+"""Shared fixtures: small real clips written to disk, the InfVSR parity data, and the path to ../shared."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# InfVSR parity evidence (official pipeline's fixture, manifests, weights rule): a copy travels with
+# the tests so a fresh clone reproduces the parity claim; test_parity_data checks it against ../shared.
+INFVSR_REFERENCE = REPO / "tests" / "data" / "infvsr_reference"
 
 
 def real_frames(n: int, size: tuple[int, int] = (64, 96), seed: int = 0) -> np.ndarray:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import INFVSR_REFERENCE
 
 from methods.infvsr.dit import WanDiT, WanDiTConfig
 from methods.infvsr.rope import rope_split
@@ -18,14 +18,14 @@ from methods.infvsr.schedule import (
     sigma_index,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "infvsr_reference"
+REFERENCE = INFVSR_REFERENCE
 ATOL = 1e-4  # README: 10-100x the cross-machine noise floor on dit_pred / restored
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def _manifest(name: str) -> list[tuple[str, list[int]]]:
-    lines = (SHARED / name).read_text(encoding="utf-8").splitlines()
+    lines = (REFERENCE / name).read_text(encoding="utf-8").splitlines()
     return [(key, json.loads(shape)) for key, shape in (line.split("\t") for line in lines if line.strip())]
 
 
@@ -37,9 +37,7 @@ def _state_entries(model: torch.nn.Module) -> list[tuple[str, list[int]]]:
 def fixture() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors import safe_open
 
-    if not SHARED.is_dir():
-        pytest.skip(f"InfVSR reference data (manifests, fixture, weights_rule) not found at {SHARED}")
-    with safe_open(str(SHARED / "fixture_tiny.safetensors"), framework="pt") as f:
+    with safe_open(str(REFERENCE / "fixture_tiny.safetensors"), framework="pt") as f:
         return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118 (safe_open is not iterable)
 
 
@@ -48,11 +46,11 @@ def _tiny_config(metadata: dict[str, str], **overrides) -> WanDiTConfig:
 
 
 def _tiny_dit(metadata: dict[str, str], **overrides) -> WanDiT:
-    spec = importlib.util.spec_from_file_location("infvsr_weights_rule", SHARED / "weights_rule.py")
+    spec = importlib.util.spec_from_file_location("infvsr_weights_rule", REFERENCE / "weights_rule.py")
     rule = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rule)
     model = WanDiT(_tiny_config(metadata, **overrides))
-    model.load_state_dict(rule.make_state_dict(SHARED / "manifest_dit_tiny.txt"), strict=True)
+    model.load_state_dict(rule.make_state_dict(REFERENCE / "manifest_dit_tiny.txt"), strict=True)
     return model.eval()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
+from conftest import INFVSR_REFERENCE
 
 from infvsr_bench.errors import InfvsrError
 from methods import build_method
@@ -22,13 +22,11 @@ from methods.infvsr.scenes import SceneChunker
 from methods.infvsr.vae import WanVAE
 from methods.infvsr.visual_encoder import SwinConfig, VisualEncoder
 
-REF = SHARED / "infvsr_reference"
+REF = INFVSR_REFERENCE
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def _rule():
-    if not REF.is_dir():
-        pytest.skip(f"InfVSR reference data not found at {REF}")
     spec = importlib.util.spec_from_file_location("infvsr_weights_rule", REF / "weights_rule.py")
     rule = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rule)
@@ -39,8 +37,6 @@ def _rule():
 def fixture():
     from safetensors import safe_open
 
-    if not REF.is_dir():
-        pytest.skip(f"InfVSR reference data not found at {REF}")
     with safe_open(str(REF / "fixture_tiny.safetensors"), framework="pt") as f:
         return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118
 

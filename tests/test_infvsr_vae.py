@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import INFVSR_REFERENCE
 
 from methods.infvsr.vae import (
     CONV_FORMS,
@@ -21,17 +21,11 @@ from methods.infvsr.vae import (
     tile_boxes,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REF = SHARED / "infvsr_reference"
+REF = INFVSR_REFERENCE
 MANIFEST = REF / "manifest_vae.txt"
 FIXTURE = REF / "fixture_tiny.safetensors"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
-
-
-def _require_reference() -> None:
-    if not (MANIFEST.is_file() and FIXTURE.is_file()):
-        pytest.skip(f"InfVSR reference data not found under {REF} (the shared folder beside the repo)")
 
 
 def _manifest() -> list[tuple[str, list[int]]]:
@@ -46,7 +40,6 @@ def _manifest() -> list[tuple[str, list[int]]]:
 @pytest.fixture(scope="module")
 def full_vae() -> WanVAE:
     """Full-size VAE with the deterministic synthetic weights the fixture was produced with."""
-    _require_reference()
     spec = importlib.util.spec_from_file_location("infvsr_weights_rule", REF / "weights_rule.py")
     rule = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rule)
@@ -58,7 +51,6 @@ def full_vae() -> WanVAE:
 @pytest.fixture(scope="module")
 def ref() -> dict[str, torch.Tensor]:
     """The official pipeline's recorded intermediates."""
-    _require_reference()
     from safetensors.torch import load_file
 
     return load_file(FIXTURE)
@@ -72,7 +64,6 @@ def decoded_chunk0(full_vae: WanVAE, ref: dict[str, torch.Tensor]) -> tuple[torc
 
 
 def test_state_dict_matches_checkpoint_manifest() -> None:
-    _require_reference()
     with torch.device("meta"):
         vae = WanVAE()
     got = [(k, list(v.shape)) for k, v in vae.state_dict().items()]

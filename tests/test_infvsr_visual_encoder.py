@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import INFVSR_REFERENCE
 
 from methods.infvsr.visual_encoder import (
     SwinConfig,
@@ -19,22 +19,15 @@ from methods.infvsr.visual_encoder import (
     select_ram_keys,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REFERENCE = SHARED / "infvsr_reference"
+REFERENCE = INFVSR_REFERENCE
 SMALL = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 4), window_size=4, proj_dim=32)
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
-def _require_reference() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.skip(f"InfVSR parity data not found at {REFERENCE} (the shared folder beside the repo)")
-    return REFERENCE
-
-
 @pytest.fixture(scope="module")
 def weights_rule() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("infvsr_weights_rule", _require_reference() / "weights_rule.py")
+    spec = importlib.util.spec_from_file_location("infvsr_weights_rule", REFERENCE / "weights_rule.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -44,7 +37,7 @@ def weights_rule() -> ModuleType:
 def fixture() -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    return load_file(_require_reference() / "fixture_tiny.safetensors")
+    return load_file(REFERENCE / "fixture_tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
