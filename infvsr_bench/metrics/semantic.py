@@ -278,6 +278,17 @@ class SemanticDrift(SemanticMetric):
 
     Settings = DriftSettings
     needs_chunk_layout = True
+    # Derived scalars, in display order, and their directions: the boundary ratio is best at 1
+    # (seams invisible; below 1 is no better), the fidelity slope at 0 (a negative slope is drift).
+    DERIVED: ClassVar[dict[str, dict[str, Any]]] = {
+        "_fidelity": {"higher_is_better": True, "ideal": None},
+        "_fidelity_slope": {"higher_is_better": True, "ideal": 0.0},
+        "_boundary": {"higher_is_better": False, "ideal": 1.0},
+    }
+
+    def info(self) -> dict[str, Any]:
+        """Also declares the derived scalar columns with their directions, for reports."""
+        return {**super().info(), "columns": {self.column + s: dict(d) for s, d in self.DERIVED.items()}}
 
     def reset(self) -> None:
         super().reset()

@@ -1,9 +1,11 @@
 """Read run folders into one tidy table, keeping apart what must not share a column.
 
-Two runs share a metric column only when the metric's name, version and every setting agree;
-otherwise the column gets a variant suffix and the reason is reported. Runs of one dataset built
-from different recipes (``recipe_sha256``) are different data: the dataset is shown apart per recipe
-(``name@<recipe>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
+Two runs share a metric column only when the metric's name, version, protocol and every setting
+agree; otherwise the column gets a variant suffix and the reason is reported. The scalar columns a
+metric derives beside its own (``report.columns``) follow their parent: they split with it, with
+the same suffix (``<derived>@<suffix>``), and come right after it in the catalogue, as a variant
+comes right after its base column. Runs of one dataset built from different recipes
+(``recipe_sha256``) are different data: the dataset is shown apart per recipe (``name@<recipe>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
 decided by completeness, never by time alone: a finished run beats an unfinished one, then more
 finished clips, then more clips asked; the newer wins only an exact tie. Random-weight results are
 refused.
@@ -21,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.report.columns import derived_columns, derived_info
 from infvsr_bench.run_record import RunRecord, RunStatus, read_run_record
 
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
@@ -77,7 +80,7 @@ class Merged:
     frames: pd.DataFrame  # run, method, dataset, clip, frame, <metric columns>
     clips: pd.DataFrame  # run, method, dataset, clip, frames, <metric clip values>, method_fps, ...
     curves: pd.DataFrame  # run, method, dataset, clip, metric, curve, x, value, count
-    metrics: dict[str, dict[str, Any]]  # column -> info (higher_is_better, version, settings)
+    metrics: dict[str, dict[str, Any]]  # column -> info (higher_is_better, version, settings; parent if derived)
     runs: list[Run]
     notes: list[str]
 
@@ -97,8 +100,11 @@ def find_runs(patterns: list[str]) -> list[Path]:
     return sorted(found)
 
 
+IDENTITY = ("metric", "version", "protocol", "settings")  # what must agree for two runs to share a column
+
+
 def _metric_key(info: dict[str, Any]) -> str:
-    return json.dumps({k: info.get(k) for k in ("metric", "version", "settings")}, sort_keys=True)
+    return json.dumps({k: info.get(k) for k in IDENTITY}, sort_keys=True)
 
 
 def _variant_suffix(key: str) -> str:
@@ -158,6 +164,39 @@ def _name_recipes_apart(runs: list[Run], notes: list[str]) -> None:
                 run.dataset_alias = labels[run.record.dataset.recipe_sha256]
 
 
+def _catalogue(runs: list[Run], notes: list[str]) -> tuple[dict[str, dict[str, Any]], dict[Path, dict[str, str]]]:
+    """One column per (metric, version, protocol, settings), each followed by its derived columns;
+    disagreeing variants get their own columns. Returns the catalogue and each run's renames."""
+    parents: dict[str, dict[str, Any]] = {}
+    derived: dict[str, dict[str, dict[str, Any]]] = {}  # parent column -> derived column -> info
+    keys: dict[str, str] = {}
+    renames: dict[Path, dict[str, str]] = {}
+    for run in runs:
+        renames[run.path] = {}
+        for info in run.record.metrics:
+            col, key = info["column"], _metric_key(info)
+            keys.setdefault(col, key)
+            suffix = "" if keys[col] == key else f"@{_variant_suffix(key)}"
+            own = derived_columns(info, run.clips.columns)
+            renames[run.path].update({name: name + suffix for name in [col, *own]} if suffix else {})
+            parents.setdefault(col + suffix, info)
+            for name, direction in own.items():
+                derived.setdefault(col + suffix, {}).setdefault(
+                    name + suffix, derived_info(info, name + suffix, col + suffix, direction))
+            if suffix:
+                a, b = json.loads(keys[col]), json.loads(key)
+                diff = sorted(k for k in IDENTITY if a.get(k) != b.get(k))
+                also = f" (with {', '.join(n + suffix for n in own)})" if own else ""
+                notes.append(f"{run.method} on {run.dataset}: '{col}' differs in {diff} from earlier runs; "
+                             f"shown apart as '{col + suffix}'{also}")
+    bases = list(dict.fromkeys(c.split("@")[0] for c in parents))  # a variant stands right after its base
+    catalogue: dict[str, dict[str, Any]] = {}
+    for col in sorted(parents, key=lambda c: bases.index(c.split("@")[0])):
+        catalogue[col] = parents[col]
+        catalogue.update(derived.get(col, {}))
+    return catalogue, renames
+
+
 def load_runs(patterns: list[str]) -> Merged:
     """Merge run folders; see the module docstring for the rules."""
     notes: list[str] = []
@@ -184,24 +223,7 @@ def load_runs(patterns: list[str]) -> Merged:
             run.alias = f"{run.method} ({run.path.name})"
         seen.add((run.method, run.dataset))
 
-    # One column per (metric, version, settings); disagreeing variants get their own column.
-    catalogue: dict[str, dict[str, Any]] = {}
-    keys: dict[str, str] = {}
-    renames: dict[Path, dict[str, str]] = {}
-    for run in runs:
-        renames[run.path] = {}
-        for info in run.record.metrics:
-            col, key = info["column"], _metric_key(info)
-            if col not in keys:
-                keys[col], catalogue[col] = key, info
-            elif keys[col] != key:
-                alt = f"{col}@{_variant_suffix(key)}"
-                renames[run.path][col] = alt
-                catalogue.setdefault(alt, info)
-                a, b = json.loads(keys[col]), json.loads(key)
-                diff = sorted(k for k in ("metric", "version", "settings") if a.get(k) != b.get(k))
-                notes.append(f"{run.method} on {run.dataset}: '{col}' differs in {diff} from earlier runs; "
-                             f"shown apart as '{alt}'")
+    catalogue, renames = _catalogue(runs, notes)
 
     frames, clips, curves = [], [], []
     for run in runs:

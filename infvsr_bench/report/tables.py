@@ -5,8 +5,12 @@ the clips each row finished out of the dataset's clips; rows are valued and rank
 every ranked method finished, and values of rows that are not ranked (partial, running, no clips)
 carry a dagger. Best and second are decided on the values as shown, so equal printed values get
 equal marks. Aggregation is explicit: ``clip_mean`` (mean over clips of each clip's frame mean, the
-field's convention) or ``frame_weighted`` (every frame counts once). Outputs: Markdown, LaTeX
-(booktabs, best bold, second underlined, notes as comments), CSV and a self-contained HTML page.
+field's convention) or ``frame_weighted`` (every frame counts once). Each column ranks in its own
+direction, up to its ideal (``report.columns``); a metric's derived columns (e.g. semantic fidelity,
+its slope, chunk-boundary discontinuity) stand right after it, so consistency is never read alone.
+Reference values stand beside a column only under the rule of ``report.reference``; the others are
+shown apart, in a second table, with the reason. Outputs: Markdown, LaTeX (booktabs, best bold,
+second underlined, notes as comments), CSV and a self-contained HTML page.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.report.columns import Direction
 from infvsr_bench.report.coverage import Coverage, coverage
 from infvsr_bench.report.merge import Merged
-from infvsr_bench.report.reference import HIGHER_IS_BETTER, REFERENCES, REPORTED
+from infvsr_bench.report.reference import place
 
 AGGREGATIONS = ("clip_mean", "frame_weighted")
 
@@ -30,23 +35,29 @@ AGGREGATIONS = ("clip_mean", "frame_weighted")
 @dataclasses.dataclass
 class Leaderboard:
     values: pd.DataFrame  # index: method; columns: MultiIndex (dataset, metric)
-    higher_is_better: dict[str, bool]
+    directions: dict[str, Direction]  # column -> direction and ideal
     reported: set[str]  # reference rows (not measured, not ranked)
     aggregation: str
     notes: list[str]
     coverage: Coverage
+    apart: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # reported values shown apart
+    apart_protocols: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # row -> metric -> protocol
+
+    def direction(self, metric: str) -> Direction:
+        return self.directions.get(metric, Direction())
 
     def marks(self) -> pd.DataFrame:
-        """'best' / 'second' / '' per cell, among ranked rows (two at least), in each metric's direction, on
-        the values as displayed."""
+        """'best' / 'second' / '' per cell, among ranked rows (two at least), in each column's direction
+        up to its ideal, on the values as displayed."""
         marks = pd.DataFrame("", index=self.values.index, columns=self.values.columns)
         for col in self.values.columns:
             ranked = [m for m in self.values.index if self.coverage.ranked(m, col[0])]
             series = self.values.loc[ranked, col].dropna()
             if len(series) < 2:
                 continue
-            shown = pd.Series([float(_fmt(v, col[1])) for v in series], index=series.index)
-            shown = shown.sort_values(ascending=not self.higher_is_better.get(col[1], True))
+            shown = self.direction(col[1]).rank_key(pd.Series([float(_fmt(v, col[1])) for v in series],
+                                                              index=series.index))
+            shown = shown.sort_values(ascending=False)
             distinct = shown.unique()
             marks.loc[shown.index[shown == distinct[0]], col] = "best"
             if len(distinct) > 1 and len(series) > 2:
@@ -72,45 +83,50 @@ def aggregate(clips: pd.DataFrame, metrics: list[str], aggregation: str) -> pd.D
     return out.rename("value").reset_index()
 
 
-def _reference_rows(reference: str, datasets: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Values reported by papers (``reference``) for the given datasets (all of theirs when none)."""
-    if reference not in REFERENCES:
-        raise ConfigError(f"unknown reference {reference!r}; available: {sorted(REFERENCES)}")
-    wanted = set(datasets) or {d for name in REFERENCES[reference] for d in REPORTED[name]}
-    return pd.DataFrame([
-        {"method": name, "dataset": d, "metric": m, "value": v}
-        for name in REFERENCES[reference] for d, vals in REPORTED[name].items() if d in wanted
-        for m, v in vals.items() if m in metrics
-    ], columns=["method", "dataset", "metric", "value"])
+def with_derived(metrics: list[str], catalogue: dict[str, dict[str, Any]]) -> list[str]:
+    """``metrics``, each followed by the columns derived from it (unless listed already)."""
+    out: list[str] = []
+    for m in metrics:
+        out += [m] if m not in out else []
+        out += [c for c, info in catalogue.items() if info.get("parent") == m and c not in out and c not in metrics]
+    return out
+
+
+def _pivot(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame() if table.empty else table.pivot_table(
+        index="method", columns=["dataset", "metric"], values="value", aggfunc="first", sort=False)
 
 
 def leaderboard(merged: Merged, metrics: list[str] | None = None, aggregation: str = "clip_mean",
                 reference: str | None = None) -> Leaderboard:
-    """Build the table from merged runs (and optional reported reference rows): every measured
-    (method, dataset) has a row, values over the clips that count (see ``report.coverage``)."""
-    metrics = metrics or list(merged.metrics)
+    """Build the table from merged runs (and optional reported reference values): every measured
+    (method, dataset) has a row, values over the clips that count (see ``report.coverage``); each
+    metric brings its derived columns."""
+    metrics = with_derived(list(metrics or merged.metrics), merged.metrics)
     cov = coverage(merged)
     measured = list(dict.fromkeys(m for m, _ in cov.rows))
     datasets = list(dict.fromkeys(d for _, d in cov.rows))
     table = aggregate(cov.counted(merged.clips), metrics, aggregation)
-    reported: list[str] = []
-    if reference:
-        ref = _reference_rows(reference, datasets, metrics)
-        reported = list(dict.fromkeys(ref["method"]))
-        table = pd.concat([t for t in (table, ref) if not t.empty] or [table], ignore_index=True)
-    if not any(m in merged.metrics or m in set(table["metric"]) for m in metrics):
+    if not any(m in merged.metrics for m in metrics):
         raise ConfigError(f"no values for metrics {metrics} in the selected runs")
-    values = pd.DataFrame() if table.empty else table.pivot_table(
-        index="method", columns=["dataset", "metric"], values="value", aggfunc="first", sort=False)
+    reported: list[str] = []
+    apart, apart_protocols = pd.DataFrame(), {}
+    notes = list(merged.notes) + cov.notes
+    directions = {m: Direction.of(merged.metrics.get(m, {})) for m in metrics}
+    if reference:
+        placement = place(reference, {m: merged.metrics[m] for m in metrics if m in merged.metrics}, datasets)
+        reported = list(dict.fromkeys(placement.beside["method"]))
+        table = pd.concat([t for t in (table, placement.beside) if not t.empty] or [table], ignore_index=True)
+        apart, apart_protocols = _pivot(placement.apart), placement.apart_protocols
+        directions.update({m: Direction(h) for m, h in placement.apart_higher_is_better.items() if m not in directions})
+        notes += placement.notes
+    values = _pivot(table)
     with_values = set(values.columns)
-    datasets += [d for d in dict.fromkeys(table["dataset"]) if d not in datasets]
     order = [(d, m) for d in datasets for m in metrics  # a dataset without any value keeps its columns
              if (d, m) in with_values or (m in merged.metrics and not any(c[0] == d for c in with_values))]
     values = values.reindex(index=measured + reported,
                             columns=pd.MultiIndex.from_tuples(order, names=["dataset", "metric"])).astype(float)
-    directions = {m: merged.metrics.get(m, {}).get("higher_is_better", HIGHER_IS_BETTER.get(m.split("@")[0], True))
-                  for m in metrics}
-    return Leaderboard(values, directions, set(reported), aggregation, list(merged.notes) + cov.notes, cov)
+    return Leaderboard(values, directions, set(reported), aggregation, notes, cov, apart, apart_protocols)
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -121,11 +137,25 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:.2f}" if abs(value) >= 10 or metric.split("@")[0] in ("psnr", "ewarp", "musiq") else f"{value:.4f}"
 
 
-def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> tuple[list[str], list[list[str]], list[str]]:
+def _heading(lb: Leaderboard, dataset: str, metric: str, style: dict[str, Any]) -> str:
+    """``<dataset> <metric> <arrow>``, and the ideal when the column has one."""
+    direction = lb.direction(metric)
+    esc = style["escape"]
+    text = f"{esc(dataset)} {esc(metric)} {style['up'] if direction.higher_is_better else style['down']}"
+    return text + (f" (ideal {direction.ideal:g})" if direction.ideal is not None else "")
+
+
+Cells = tuple[list[str], list[list[str]], list[str]]  # header, body rows, row labels
+
+
+def _oriented(header: list[str], body: list[list[str]], labels: list[str], methods_as: str) -> Cells:
+    return (labels, [list(r) for r in zip(*body)], header) if methods_as == "columns" else (header, body, labels)
+
+
+def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> Cells:
     """Header, body rows and row labels as text, for any output format: per dataset the clips
     column, then one column per metric."""
     marks = lb.marks()
-    arrow = {True: style["up"], False: style["down"]}
     esc = style["escape"]
     header: list[str] = []
     body: list[list[str]] = [[] for _ in lb.values.index]
@@ -134,7 +164,7 @@ def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> tuple[lis
         for row, method in zip(body, lb.values.index):
             row.append(lb.coverage.label(method, dataset))
         for col in [c for c in lb.values.columns if c[0] == dataset]:
-            header.append(f"{esc(dataset)} {esc(col[1])} {arrow[lb.higher_is_better.get(col[1], True)]}")
+            header.append(_heading(lb, *col, style))
             for row, method in zip(body, lb.values.index):
                 text = _fmt(lb.values.loc[method, col], col[1])
                 if text != "-" and method not in lb.reported and not lb.coverage.ranked(method, dataset):
@@ -142,20 +172,38 @@ def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> tuple[lis
                 mark = marks.loc[method, col]
                 row.append(style[mark].format(text) if mark else text)
     labels = [style["reported"].format(esc(m)) if m in lb.reported else esc(m) for m in lb.values.index]
-    if methods_as == "columns":
-        return labels, [list(r) for r in zip(*body)], header
-    return header, body, labels
+    return _oriented(header, body, labels, methods_as)
+
+
+def _apart_cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> Cells:
+    """The reported values shown apart: one column per (dataset, metric); per reference a row of
+    values, then a row saying each value's protocol."""
+    esc = style["escape"]
+    header = [_heading(lb, *col, style) for col in lb.apart.columns]
+    body, labels = [], []
+    for ref in lb.apart.index:
+        protocols = lb.apart_protocols.get(ref, {})
+        body += [[_fmt(lb.apart.loc[ref, col], col[1]) for col in lb.apart.columns],
+                 [esc(protocols.get(m, "-")) for _, m in lb.apart.columns]]
+        labels += [style["reported"].format(esc(ref)), style["reported"].format(esc(f"{ref}: protocol"))]
+    return _oriented(header, body, labels, methods_as)
+
+
+APART = ("Reported values shown apart: not computed with the protocol of any column above "
+         "(reasons in the notes); never compare them with the measured rows.")
 
 
 def _legend(lb: Leaderboard, style: dict[str, Any]) -> str:
-    """The footnote of every format: aggregation, the coverage rule, the marks."""
+    """The footnote of every format: aggregation, the coverage rule, the marks, the ideals."""
     return (f"Aggregation: {style['escape'](lb.aggregation)}. Clips: k/n, the clips finished of the n clips the dataset's runs were asked to do. "
             "Ranked rows are valued and ranked over the common clips, those every ranked method finished; "
             f"{style['unranked']} not ranked (partial: asked fewer clips; running: not finished; or no clip "
             "finished), valued over its own finished clips. "
             f"{style['best'].format('Best')}, {style['second'].format('second')} among ranked rows, on the "
-            f"values as shown; {style['reported'].format('italic')} rows are reported by their papers, not "
-            "measured here.")
+            "values as shown; a column with an ideal ranks every value past it as the ideal "
+            "(boundary ratio: 1, seams invisible; fidelity slope per 1,000 frames: 0, no drift). "
+            f"{style['reported'].format('Italic')} rows are reported by their papers, not measured here, "
+            "and stand only beside columns computed with their protocol.")
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -175,48 +223,71 @@ HTML = {"up": "&uarr;", "down": "&darr;", "best": "<b>{}</b>", "second": "<u>{}<
         "unranked": "&dagger;", "escape": html.escape}
 
 
-def to_markdown(lb: Leaderboard, methods_as: str = "rows") -> str:
-    header, body, labels = _cells(lb, MARKDOWN, methods_as)
+def _markdown_table(header: list[str], body: list[list[str]], labels: list[str]) -> list[str]:
     lines = ["| | " + " | ".join(header) + " |", "|---|" + "---:|" * len(header)]
-    lines += [f"| {label} | " + " | ".join(row) + " |" for label, row in zip(labels, body)]
-    return "\n".join(lines + ["", _legend(lb, MARKDOWN)] + [f"- {n}" for n in lb.notes]) + "\n"
+    return lines + [f"| {label} | " + " | ".join(row) + " |" for label, row in zip(labels, body)]
+
+
+def to_markdown(lb: Leaderboard, methods_as: str = "rows") -> str:
+    lines = _markdown_table(*_cells(lb, MARKDOWN, methods_as)) + ["", _legend(lb, MARKDOWN)]
+    if not lb.apart.empty:
+        lines += ["", APART, "", *_markdown_table(*_apart_cells(lb, MARKDOWN, methods_as))]
+    return "\n".join(lines + [""] + [f"- {n}" for n in lb.notes]) + "\n"
+
+
+def _latex_table(cells: Cells, corner: str, caption: str) -> list[str]:
+    header, body, labels = cells
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "c" * len(header) + "}", r"\toprule",
+             " & ".join([corner, *header]) + r" \\", r"\midrule"]
+    lines += [" & ".join([label, *row]) + r" \\" for label, row in zip(labels, body)]
+    return lines + [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
 
 
 def to_latex(lb: Leaderboard, methods_as: str = "rows") -> str:
-    """A booktabs table; the notes follow as comments, so the source says what the caption cannot."""
-    header, body, labels = _cells(lb, LATEX, methods_as)
-    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "c" * len(header) + "}", r"\toprule",
-             " & ".join(["Method" if methods_as == "rows" else "Metric", *header]) + r" \\", r"\midrule"]
-    lines += [" & ".join([label, *row]) + r" \\" for label, row in zip(labels, body)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_legend(lb, LATEX)}}}", r"\end{table}"]
+    """A booktabs table (and one for reported values shown apart); the notes follow as comments, so
+    the source says what the caption cannot."""
+    corner = "Method" if methods_as == "rows" else "Metric"
+    lines = _latex_table(_cells(lb, LATEX, methods_as), corner, _legend(lb, LATEX))
+    if not lb.apart.empty:
+        lines += _latex_table(_apart_cells(lb, LATEX, methods_as), corner, latex_escape(APART))
     lines += [f"% {' '.join(n.splitlines())}" for n in lb.notes]
     return "\n".join(lines) + "\n"
 
 
 def to_csv(lb: Leaderboard) -> str:
-    """Values per dataset/metric, and per dataset the clips finished (k/n) and whether the row is ranked."""
+    """Values per dataset/metric, and per dataset the clips finished (k/n) and whether the row is ranked;
+    reported values shown apart follow in their own rows and ``<dataset>/<metric> (apart)`` columns."""
     flat = lb.values.copy()
     flat.columns = [f"{d}/{m}" for d, m in flat.columns]
     for dataset in reversed(list(dict.fromkeys(d for d, _ in lb.values.columns))):
         flat.insert(0, f"{dataset}/ranked", [lb.coverage.ranked(m, dataset) for m in flat.index])
         flat.insert(0, f"{dataset}/clips", [lb.coverage.label(m, dataset) for m in flat.index])
     flat.insert(0, "reported", [m in lb.reported for m in flat.index])
+    if not lb.apart.empty:
+        apart = lb.apart.copy()
+        apart.columns = [f"{d}/{m} (apart)" for d, m in apart.columns]
+        flat = pd.concat([flat, apart.assign(reported=True)])
     return flat.to_csv()
+
+
+def _html_table(cells: Cells) -> str:
+    header, body, labels = cells
+    head = "".join(f"<th>{h}</th>" for h in header)
+    rows = "".join(f"<tr><th>{label}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for label, row in zip(labels, body))
+    return f"<table><tr><th></th>{head}</tr>{rows}</table>"
 
 
 def to_html(lb: Leaderboard, methods_as: str = "rows", title: str = "infvsr-bench leaderboard",
             extra: str = "") -> str:
-    header, body, labels = _cells(lb, HTML, methods_as)
-    head = "".join(f"<th>{h}</th>" for h in header)
-    rows = "".join(f"<tr><th>{label}</th>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                   for label, row in zip(labels, body))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in lb.notes)
+    apart = "" if lb.apart.empty else f"<p>{html.escape(APART)}</p>{_html_table(_apart_cells(lb, HTML, methods_as))}"
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:right}th:first-child{text-align:left}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<table><tr><th></th>{head}</tr>{rows}</table>"
-            f"<p>{_legend(lb, HTML)}</p><ul>{notes}</ul>{extra}</body></html>\n")
+            f"{_html_table(_cells(lb, HTML, methods_as))}"
+            f"<p>{_legend(lb, HTML)}</p>{apart}<ul>{notes}</ul>{extra}</body></html>\n")
 
 
 def write_all(lb: Leaderboard, out: Any, methods_as: str = "rows", extra_html: str = "") -> list[str]:
