@@ -25,6 +25,7 @@ import pandas as pd
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import derived_columns, derived_info
 from infvsr_bench.run_record import RunRecord, RunStatus, read_run_record
+from infvsr_bench.weights import WeightsKind
 
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
 
@@ -47,7 +48,7 @@ class Run:
             return self.alias
         info = self.record.method
         label = info.get("config", {}).get("label") or self.record.config.get("run_name") or info["name"]
-        return f"{label}-tiny" if info.get("weights") == "tiny" else label
+        return f"{label}-tiny" if info.get("weights") == WeightsKind.TINY else label
 
     @property
     def dataset(self) -> str:
@@ -137,10 +138,10 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
     if not (path / "clips.parquet").exists():
         notes.append(f"{path}: skipped, no results yet")
         return None
-    if run.record.method.get("weights") == "random":
+    if run.record.method.get("weights") == WeightsKind.RANDOM:
         notes.append(f"{path}: refused, method {name} ran with random weights")
         return None
-    random_metrics = [m["column"] for m in run.record.metrics if m.get("weights") == "random"]
+    random_metrics = [m["column"] for m in run.record.metrics if m.get("weights") == WeightsKind.RANDOM]
     if random_metrics:
         notes.append(f"{path}: refused, metric(s) {random_metrics} ran with random weights")
         return None
