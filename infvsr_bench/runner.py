@@ -89,6 +89,18 @@ class MemoryAccounts:
         return cls(MemoryAccount(method.device), MemoryAccount(metrics_device))
 
 
+def chunk_layout(method: Method, feed_starts: list[int]) -> tuple[list[int] | None, str]:
+    """Where the method's output can have seams (None: unknown) and what that rests on, for the clip row."""
+    if method.feed_chunks:
+        return feed_starts, "feed: one chunk per process() call (chunk_size)"
+    layout = method.chunk_layout()
+    if layout is None:
+        return None, "unknown: the method declares no chunk layout, so boundary metrics are not applicable"
+    if not layout:
+        return [], "none: the method works frame by frame, so boundary metrics are not applicable"
+    return [int(i) for i in layout], "declared by the method"
+
+
 def run_clip(
     clip: ClipEntry,
     method: Method,
@@ -126,9 +138,11 @@ def run_clip(
     with memory.metrics:
         for m in metrics:
             m.reset()
+            if m.needs_chunk_layout:
+                m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
     timer = _Timer(method.device)
     done = 0
-    chunk_starts: list[int] = []
+    feed_starts: list[int] = []
 
     def consume(sr_raw: Any) -> None:
         nonlocal done
@@ -152,7 +166,7 @@ def run_clip(
                 method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
             start = 0
             for chunk in lr.iter_chunks(method.chunk_size, max_frames=total):
-                chunk_starts.append(start)
+                feed_starts.append(start)
                 start += len(chunk)
                 with memory.method, timer:
                     sr = method.process(chunk)
@@ -177,7 +191,7 @@ def run_clip(
 
     frames = pd.DataFrame({"frame": np.arange(total, dtype=np.int64)})
     row: dict[str, Any] = {"clip": clip.name, "status": "ok", "reason": None, "frames": total}
-    layout = method.chunk_layout() or chunk_starts
+    layout, layout_note = chunk_layout(method, feed_starts)
     curves = []
     for m in metrics:
         if m.needs_chunk_layout:
@@ -202,8 +216,10 @@ def run_clip(
             **memory.metrics.clip_columns("metrics"),
             "process_peak_rss_mib": process_peak_rss_mib(),
             "process_peak_cuda_mib": process_peak_cuda_mib(method.device),
-            "num_chunks": len(layout),
-            "chunk_starts": [int(i) for i in layout],
+            "num_chunks": None if layout is None else len(layout),
+            "chunk_starts": layout,
+            "chunk_layout": layout_note,
+            "scene_cuts": None if clip.cuts is None else [int(c) for c in clip.cuts if c < total],
             **method.clip_record(),
         }
     )

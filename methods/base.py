@@ -48,6 +48,9 @@ class Method(ABC):
     # Where its learned numbers come from: results from random or tiny weights are labelled in every
     # record (random ones are refused by leaderboards); "external" for tools outside our control.
     weights: ClassVar[WeightsKind] = WeightsKind.NONE
+    # True when each process() call is one independent chunk: the output's seams are the runner's
+    # feed chunks (chunk_size) and chunk_layout() is not asked.
+    feed_chunks: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -104,8 +107,10 @@ class Method(ABC):
         return {}
 
     def chunk_layout(self) -> list[int] | None:
-        """Output frame indices where the method began a new internal chunk in the last clip;
-        None when its chunks are exactly the runner's feed chunks."""
+        """Where the last clip's output can have seams: the output frame indices where the method
+        began a new internal chunk (0 first); [] when it has no chunks (it works frame by frame);
+        None when unknown, and boundary metrics are then not applicable (NaN). Methods whose chunks
+        are the runner's feed chunks set ``feed_chunks`` instead."""
         return None
 
 

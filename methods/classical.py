@@ -19,12 +19,19 @@ class ClassicalConfig:
     device: str = "cpu"
 
 
+class PerFrame(Method):
+    """A method that upscales every frame on its own: it has no chunks, so no seams."""
+
+    def chunk_layout(self) -> list[int] | None:
+        return []
+
+
 def bicubic_upscale(frames: torch.Tensor, scale: int) -> torch.Tensor:
     """(T,3,H,W) float in [0,1] -> (T,3,sH,sW), PyTorch bicubic with antialias, align_corners=False."""
     return F.interpolate(frames, scale_factor=scale, mode="bicubic", antialias=True, align_corners=False)
 
 
-class Bicubic(Method):
+class Bicubic(PerFrame):
     name = "bicubic"
     Config = ClassicalConfig
 
@@ -35,7 +42,7 @@ class Bicubic(Method):
         return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
-class Lanczos(Method):
+class Lanczos(PerFrame):
     name = "lanczos"
     Config = ClassicalConfig
 

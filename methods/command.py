@@ -56,6 +56,7 @@ from infvsr_bench.io.readers import (
 from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
 from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
+from methods.chunk_layout import ChunkRule
 
 log = logging.getLogger("infvsr_bench")
 
@@ -89,8 +90,12 @@ class CommandConfig:
     keep_files: bool = False  # keep the LR/SR frames on disk after a clip (logs are always kept)
     label: str = ""  # the external method's name, for records (e.g. flashvsr)
     gpu_poll_seconds: float = 0.5  # nvidia-smi polling interval for the peak GPU memory
+    # The tool's own chunks, for boundary metrics (methods/chunk_layout.py), e.g. {first: 9, every: 12};
+    # None = unknown: boundary metrics are not applicable (the feed chunk_size is not the tool's).
+    chunk_layout: dict | None = None
 
     def __post_init__(self) -> None:
+        ChunkRule.parse(self.chunk_layout)
         if self.input_format not in INPUT_FORMATS:
             raise ValueError(f"input_format must be one of {sorted(INPUT_FORMATS)}, got {self.input_format!r}")
         if self.frames_multiple < 1 or not 0 <= self.frames_offset < self.frames_multiple:
@@ -239,6 +244,7 @@ class Command(Method):
             self.work_root = Path(tempfile.mkdtemp(prefix="infvsr_command_"))
         self.last_clip_stats: dict[str, Any] = {}
         self._writer: FrameWriter | None = None
+        self.chunk_rule = ChunkRule.parse(config.chunk_layout)
 
     def num_parameters(self) -> int | None:
         return None
@@ -252,6 +258,10 @@ class Command(Method):
     def clip_record(self) -> dict[str, Any]:
         """Per-clip facts of the last clip (tool_seconds, tool_peak_gpu_mib, ...) for the results row."""
         return dict(self.last_clip_stats)
+
+    def chunk_layout(self) -> list[int] | None:
+        """The declared ``chunk_layout`` over the clip's frames; None (not applicable) when undeclared."""
+        return None if self.chunk_rule is None else self.chunk_rule.chunk_starts(self.clip.num_frames)
 
     # -- streaming in ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
 from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
+from methods.chunk_layout import ChunkRule
 
 
 @dataclasses.dataclass
@@ -23,6 +24,12 @@ class PrecomputedConfig:
     chunk_size: int = 32
     device: str = "cpu"
     label: str = "precomputed"
+    # The producing tool's own chunks, for boundary metrics (methods/chunk_layout.py), e.g.
+    # {first: 9, every: 12}; None = unknown: boundary metrics are not applicable.
+    chunk_layout: dict | None = None
+
+    def __post_init__(self) -> None:
+        ChunkRule.parse(self.chunk_layout)
 
 
 class Precomputed(Method):
@@ -40,6 +47,7 @@ class Precomputed(Method):
         self.root = Path(config.root).expanduser()
         if not self.root.is_dir():
             raise ConfigError(f"method 'precomputed': root {self.root} is not a folder")
+        self.chunk_rule = ChunkRule.parse(config.chunk_layout)
 
     def num_parameters(self) -> int | None:
         return None
@@ -70,6 +78,10 @@ class Precomputed(Method):
 
     def process(self, lr: np.ndarray) -> np.ndarray:
         return np.stack([next(self._frames) for _ in range(lr.shape[0])])
+
+    def chunk_layout(self) -> list[int] | None:
+        """The declared ``chunk_layout`` over the frames scored; None (not applicable) when undeclared."""
+        return None if self.chunk_rule is None else self.chunk_rule.chunk_starts(self.clip.num_frames)
 
 
 

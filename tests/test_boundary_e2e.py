@@ -1,4 +1,4 @@
-"""Chunk-boundary discontinuity through the whole runner: visible chunk seams score >> 1, bicubic ~1."""
+"""Chunk-boundary discontinuity through the whole runner: visible chunk seams score >> 1, invisible ones ~1."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from methods import METHODS
 from methods.classical import Bicubic
 
 
-class _ColourShiftPerChunk(Bicubic):
-    """Bicubic whose every chunk gets its own colour cast: chunks visibly disagree."""
+class _FeedChunks(Bicubic):
+    """Bicubic declared as chunked by its feed: each process() call counts as one chunk."""
+
+    name = "test_feed_chunks"
+    feed_chunks = True
+
+
+class _ColourShiftPerChunk(_FeedChunks):
+    """Every chunk gets its own colour cast: chunks visibly disagree."""
 
     name = "test_colour_shift"
 
@@ -27,23 +34,24 @@ class _ColourShiftPerChunk(Bicubic):
         return np.clip(out, 0, 255).astype(np.uint8)
 
 
-if _ColourShiftPerChunk.name not in METHODS:
-    METHODS.register(_ColourShiftPerChunk.name, _ColourShiftPerChunk)
+for _cls in (_FeedChunks, _ColourShiftPerChunk):
+    if _cls.name not in METHODS:
+        METHODS.register(_cls.name, _cls)
 
 
-def _boundary(tmp_path, root, method: str) -> float:
+def _clip_row(tmp_path, root, method: str) -> pd.Series:
     assert main(["run", "dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}",
                  f"method.name={method}", "method.chunk_size=8", "metrics=[semantic_offline]",
                  "progress=false"]) == 0
-    clips = pd.read_parquet(tmp_path / "runs" / "folder" / method / "clips.parquet")
-    return float(clips.loc[0, "semantic_offline_boundary"])
+    return pd.read_parquet(tmp_path / "runs" / "folder" / method / "clips.parquet").iloc[0]
 
 
-def test_inconsistent_chunks_stand_out_and_bicubic_does_not(tmp_path):
+def test_inconsistent_chunks_stand_out_and_consistent_ones_do_not(tmp_path):
     gt = real_frames(48, (96, 128))
     write_clip(tmp_path / "data" / "GT" / "pan.mkv", gt)
     write_clip(tmp_path / "data" / "LR" / "pan.mkv", downscale(gt))
-    seams = _boundary(tmp_path, tmp_path / "data", "test_colour_shift")
-    smooth = _boundary(tmp_path, tmp_path / "data", "bicubic")
-    assert seams > 3.0, seams
-    assert 0.5 < smooth < 1.5, smooth
+    seams = _clip_row(tmp_path, tmp_path / "data", "test_colour_shift")
+    smooth = _clip_row(tmp_path, tmp_path / "data", "test_feed_chunks")
+    assert seams["semantic_offline_boundary"] > 3.0, seams
+    assert 0.5 < smooth["semantic_offline_boundary"] < 1.5, smooth
+    assert list(seams["chunk_starts"]) == list(range(0, 48, 8)) and seams["chunk_layout"].startswith("feed")

@@ -237,3 +237,108 @@ def test_dino_loads_weights_from_the_weights_folder(tmp_path):
     assert metric.info()["backbone"]["dynamic_img_size"] is True
     frames = real_frames(2, (64, 64))
     np.testing.assert_allclose(metric.bank.embed(frames), random_bank.embed(frames), atol=1e-5)
+
+
+def scenes(num_frames: int, cuts: list[int], size: int = 64) -> np.ndarray:
+    """Shots of different scikit-image photographs, each panning a pixel a frame, changing exactly at ``cuts``."""
+    from skimage.transform import resize
+
+    photos = [(resize(p, (size + num_frames, size + num_frames)) * 255).astype(np.uint8)
+              for p in (data.astronaut(), data.coffee(), data.chelsea(), data.rocket())]
+    shot = np.searchsorted(sorted(cuts), np.arange(num_frames), side="right")
+    return np.stack([photos[s % len(photos)][t:t + size, t:t + size] for t, s in enumerate(shot)])
+
+
+def infvsr_starts(num_frames: int, cuts: list[int]) -> list[int]:
+    """Chunk starts of InfVSR's plan: 9 frames at a shot's start, then 12, a new chunk at every cut."""
+    starts, start, length = [], 0, 9
+    while start < num_frames:
+        starts.append(start)
+        nxt = min([c for c in cuts if start < c < start + length] + [start + length])
+        start, length = nxt, 9 if nxt in cuts else 12
+    return starts
+
+
+def with_seams(video: np.ndarray, starts: list[int], step: int = 24) -> np.ndarray:
+    """A brightness step at every chunk start: chunks alternate between -step and +step."""
+    out = video.astype(np.int16)
+    for k, (a, b) in enumerate(zip(starts, [*starts[1:], len(video)])):
+        out[a:b] += step if k % 2 else -step
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def lockstep(metrics_and_inputs, chunk: int = 20) -> None:
+    """Stream each (metric, sr, gt) chunk by chunk, all in step, each array sliced once per chunk so the
+    backbone runs once per array and chunk (metrics were reset by the caller)."""
+    n = len(metrics_and_inputs[0][1])
+    for i in range(0, n, chunk):
+        part = {id(a): a[i:i + chunk] for _, sr, gt in metrics_and_inputs for a in (sr, gt) if a is not None}
+        for m, sr, gt in metrics_and_inputs:
+            m.update(part[id(sr)], None if gt is None else part[id(gt)], i)
+
+
+def boundary(metric, starts) -> float:
+    metric.set_chunk_starts(starts)
+    return metric.compute().scalars[f"{metric.column}_boundary"]
+
+
+def test_scene_cuts_leave_the_boundary_ratio_alone():
+    """Issue #12.13: cuts inside chunks inflated the denominator (invisible seams < 1) and a chunk at
+    each cut made cuts look like seams (>> 1); with cut transitions left out of both sides, invisible
+    seams score ~1 in both layouts and visible seams stand out in both."""
+    n, cuts = 96, [26, 50, 75]
+    video = scenes(n, cuts, size=96)
+    fixed, at_cuts = list(range(0, n, 12)), infvsr_starts(n, cuts)
+    assert set(cuts) <= set(at_cuts) and not set(cuts) & set(fixed)
+    build = lambda mode: build_metric("semantic_offline", {"scene_cuts": mode})
+    known, on_gt, on_sr, kept = build("auto"), build("auto"), build("detect"), build("none")
+    for m in (known, on_gt, on_sr, kept):
+        m.reset()
+    known.set_scene_cuts(cuts)  # as the runner does after reset for a dataset that records its cuts
+    lockstep([(known, video, video), (on_gt, video, video), (on_sr, video, None), (kept, video, video)])
+    assert known._cut_detector.next_frame == 0  # known cuts: nothing detected
+    for name, metric in (("dataset cuts", known), ("detected on GT", on_gt), ("detected on output", on_sr)):
+        for layout, starts in (("fixed", fixed), ("chunk at each cut", at_cuts)):
+            assert 0.8 < boundary(metric, starts) < 1.25, (name, layout)
+        assert metric.compute().curves.query("curve == 'scene_cut'")["x"].tolist() == cuts, name
+    # the old definition (cuts kept in) shows the artefact the issue measured: 0.38 and 14.4 here
+    assert boundary(kept, fixed) < 0.8 and boundary(kept, at_cuts) > 2
+
+    seams = with_seams(video, at_cuts)  # visible seams, in the layout that starts a chunk at every cut
+    metric = build("auto")
+    metric.reset()
+    metric.set_scene_cuts(cuts)
+    lockstep([(metric, seams, None)])
+    assert boundary(metric, at_cuts) > 2
+
+
+def test_streamed_detection_matches_pyscenedetect(tmp_path):
+    from conftest import write_clip
+    from scenedetect import ContentDetector, detect
+
+    from infvsr_bench.metrics.scene_cuts import SceneCutDetector
+
+    cuts = [20, 41, 70]
+    video = scenes(90, cuts, size=48)
+    path = write_clip(tmp_path / "shots.mkv", video)
+    reference = [s.frame_num for s, _ in detect(str(path), ContentDetector())[1:]]  # PySceneDetect's own reading
+    streamed = SceneCutDetector()
+    for i in range(0, 90, 7):
+        streamed.push(video[i:i + 7], i)
+    assert streamed.cuts == reference == cuts
+    with pytest.raises(ValueError, match="consecutive"):
+        streamed.push(video[:3], 95)
+
+
+def test_boundary_leaves_cut_transitions_out_on_known_values():
+    frames = np.arange(8)
+    gap = np.array([np.nan, 0.1, 0.1, 0.5, 0.1, 0.9, 0.1, 0.3])  # 1 - cos of pairs (t-1, t)
+    # chunks start at 3 and 6, a shot starts at 5: pair (4, 5) is a cut transition, out of both means
+    ratio, at, per = boundary_discontinuity(frames, 1 - gap, [0, 3, 6], cuts=[5])
+    inside = np.mean([0.1, 0.1, 0.1, 0.3])  # pairs ending at 1, 2, 4, 7
+    assert ratio == pytest.approx(np.mean([0.5, 0.1]) / inside) and at.tolist() == [3, 6]
+    assert per == pytest.approx([0.5 / inside, 0.1 / inside])
+    # a chunk starting on the cut: that boundary is the cut, so it is not a seam either
+    ratio, at, _ = boundary_discontinuity(frames, 1 - gap, [0, 3, 5], cuts=[5])
+    assert at.tolist() == [3] and ratio == pytest.approx(0.5 / np.mean([0.1, 0.1, 0.1, 0.1, 0.3]))
+    assert np.isnan(boundary_discontinuity(frames, 1 - gap, None)[0])  # layout unknown: not applicable

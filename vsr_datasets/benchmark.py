@@ -24,6 +24,7 @@ class ClipEntry:
     name: str
     lr: Path
     gt: Path | None
+    cuts: tuple[int, ...] | None = None  # frames that start a new shot, when the dataset knows them
 
 
 @dataclasses.dataclass
@@ -99,6 +100,13 @@ def _load_folder(cfg: FolderConfig) -> Dataset:
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "folder", "root": str(root)})
 
 
+def _known_cuts(source: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The shot starts a generated clip's manifest records (animated photos); None when its source
+    cannot know them (a real video)."""
+    cuts = source.get("cut_frames")
+    return None if cuts is None else tuple(int(c) for c in cuts)
+
+
 def _load_generated(cfg: GeneratedConfig) -> Dataset:
     from vsr_datasets.builder import build_benchmark, manifest_matches
 
@@ -111,7 +119,8 @@ def _load_generated(cfg: GeneratedConfig) -> Dataset:
     if not manifest_matches(root, recipe):
         build_benchmark(recipe, root)
     manifest = json.loads((root / "manifest.json").read_text())
-    clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"] if cfg.use_gt else None)
+    clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"] if cfg.use_gt else None,
+                       _known_cuts(c["source"]))
              for c in manifest["clips"]]
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "generated", "root": str(root),
                                                        "recipe_sha256": manifest["recipe_sha256"]})

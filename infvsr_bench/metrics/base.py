@@ -76,9 +76,14 @@ class Metric(ABC):
             "weights_sha256": dict(self.weights_sha256),
         }
 
-    def set_chunk_starts(self, starts: list[int]) -> None:
-        """Output frame indices where the method started a new chunk (for boundary metrics)."""
-        self.chunk_starts = list(starts)
+    def set_chunk_starts(self, starts: list[int] | None) -> None:
+        """Output frame indices where the method started a new chunk, before ``compute`` (for boundary
+        metrics); None when the method's layout is unknown."""
+        self.chunk_starts = None if starts is None else list(starts)
+
+    def set_scene_cuts(self, cuts: list[int] | None) -> None:
+        """Frames that start a new shot when the dataset knows them (None: unknown), after ``reset``."""
+        self.scene_cuts = None if cuts is None else list(cuts)
 
     @abstractmethod
     def reset(self) -> None:

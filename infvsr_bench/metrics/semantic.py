@@ -15,9 +15,11 @@ import pandas as pd
 
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.features import FeatureBank
+from infvsr_bench.metrics.scene_cuts import SceneCutDetector
 
 DEFAULT_GAPS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 STATIC_EPS = 1e-6  # 1 - cos below this is float32 rounding of equal features, not change
+SCENE_CUT_MODES = ("auto", "detect", "none")
 
 
 @dataclasses.dataclass
@@ -39,9 +41,18 @@ class DriftSettings(ConsistencySettings):
     ring_size: int = 128  # gaps up to this many frames are exact (every pair)
     anchor_stride: int = 8  # longer gaps: only pairs whose earlier frame index is a multiple of this
     reference_frames: int = 32  # the "first chunk": mean feature of frames with index below this
+    # Scene cuts left out of the boundary ratio: "auto" = the dataset's when it knows them, else
+    # detected on the GT (on the output without GT); "detect" = always detected; "none" = kept in.
+    scene_cuts: str = "auto"
+    cut_threshold: float = 27.0  # PySceneDetect ContentDetector's threshold and min_scene_len (frames)
+    cut_min_frames: int = 15
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.scene_cuts not in SCENE_CUT_MODES:
+            raise ValueError(f"scene_cuts must be one of {list(SCENE_CUT_MODES)}, got {self.scene_cuts!r}")
+        if self.cut_threshold <= 0 or self.cut_min_frames < 0:
+            raise ValueError("cut_threshold must be > 0 and cut_min_frames >= 0")
         self.gaps = tuple(sorted({int(g) for g in self.gaps}))
         if not self.gaps or self.gaps[0] < 1:
             raise ValueError(f"gaps must be positive frame counts, got {self.gaps}")
@@ -174,21 +185,26 @@ def _curve(name: str, x: np.ndarray, value: np.ndarray, count: np.ndarray) -> pd
 
 
 def boundary_discontinuity(
-    frames: np.ndarray, sim_prev: np.ndarray, chunk_starts: list[int]
+    frames: np.ndarray, sim_prev: np.ndarray, chunk_starts: list[int] | None, cuts: list[int] = ()
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Mean (1 - cos) across chunk boundaries over the mean (1 - cos) of adjacent pairs inside chunks.
+    """Mean (1 - cos) of adjacent scored pairs across chunk boundaries over the mean (1 - cos) of the
+    pairs inside chunks, scene cuts left out of both: 1.0 = invisible boundaries, above 1 = seams.
 
-    The pair (previous scored frame, t) crosses a boundary when a chunk starts in (previous, t].
-    Returns (ratio, boundary frame of each crossing pair, its own ratio); 1.0 = invisible boundaries.
+    The pair (previous scored frame p, t) crosses a boundary when a chunk starts in (p, t]; it is a
+    cut transition when a scene cut (the first frame of a new shot) lies in (p, t]. A cut transition
+    compares two shots, not two chunks: inside a chunk it would inflate the denominator, and a method
+    that starts a chunk at every cut would have it counted as a seam, so it belongs to neither side.
+    Returns (ratio, boundary frame of each crossing pair, its own ratio); NaN when the layout is
+    unknown (None) or no pair crosses a boundary.
     """
-    starts = np.asarray(sorted(s for s in chunk_starts if s > 0), np.int64)
+    starts = np.asarray(sorted(s for s in chunk_starts or () if s > 0), np.int64)
     if len(frames) < 2 or not len(starts):
         return float("nan"), np.zeros(0, np.int64), np.zeros(0)
     prev, cur, gap = frames[:-1], frames[1:], 1.0 - sim_prev[1:]
-    # the first chunk start after the previous frame; the pair crosses when it is <= t
-    nxt = np.searchsorted(starts, prev, side="right")
-    crosses = (nxt < len(starts)) & (starts[np.minimum(nxt, len(starts) - 1)] <= cur)
-    inside = gap[~crosses].mean() if (~crosses).any() else float("nan")
+    crosses, nxt = _spans(starts, prev, cur)
+    keep = ~_spans(np.asarray(sorted(cuts), np.int64), prev, cur)[0]
+    inside = gap[~crosses & keep].mean() if (~crosses & keep).any() else float("nan")
+    crosses &= keep
     across = gap[crosses]
     if not len(across):
         return float("nan"), np.zeros(0, np.int64), np.zeros(0)
@@ -196,6 +212,14 @@ def boundary_discontinuity(
         per = np.where(across < STATIC_EPS, 1.0, np.inf)
         return float(1.0 if across.mean() < STATIC_EPS else np.inf), starts[nxt[crosses]], per
     return float(across.mean() / inside), starts[nxt[crosses]], across / inside
+
+
+def _spans(marks: np.ndarray, prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs (prev, cur] hold one of the sorted ``marks``, and the index of the first such mark."""
+    nxt = np.searchsorted(marks, prev, side="right")  # the first mark after the previous frame
+    if not len(marks):
+        return np.zeros(len(prev), bool), nxt
+    return (nxt < len(marks)) & (marks[np.minimum(nxt, len(marks) - 1)] <= cur), nxt
 
 
 def slope_per_1000(x: np.ndarray, y: np.ndarray) -> float:
@@ -270,10 +294,13 @@ class SemanticDrift(SemanticMetric):
     """Long-form semantic stability on one backbone: the VBench-formula score, drift curves,
     chunk-boundary discontinuity and, when GT is given, semantic fidelity and its slope.
 
-    Scalars: ``<col>`` (VBench formula), ``<col>_boundary`` (1.0 = boundaries invisible),
-    ``<col>_fidelity`` and ``<col>_fidelity_slope`` (per 1,000 frames; only with GT).
+    Scalars: ``<col>`` (VBench formula), ``<col>_boundary`` (1.0 = boundaries invisible; see
+    ``boundary_discontinuity``: adjacent pairs across the method's chunk starts over pairs inside
+    chunks, pairs spanning a scene cut in neither; NaN when the method's layout is unknown or it has
+    no chunks), ``<col>_fidelity`` and ``<col>_fidelity_slope`` (per 1,000 frames; only with GT).
     Curves: ``sim_first`` and ``sim_reference`` (x = frame), ``sim_gap`` (x = gap, count = pairs),
-    ``boundary`` (x = first frame of a chunk, value = its (1 - cos) over the inside-chunk mean).
+    ``boundary`` (x = first frame of a chunk, value = its (1 - cos) over the inside-chunk mean),
+    ``scene_cut`` (x = first frame of each shot left out, from the dataset or detected).
     """
 
     Settings = DriftSettings
@@ -297,9 +324,21 @@ class SemanticDrift(SemanticMetric):
         self._gaps = _GapSimilarity(s.gaps, s.ring_size, s.anchor_stride)
         self._reference = _ReferenceSimilarity(s.reference_frames)
         self._fidelity: list[np.ndarray] = []
-        self.chunk_starts: list[int] = []
+        self.chunk_starts: list[int] | None = None
+        self.scene_cuts: list[int] | None = None
+        self._cut_detector = SceneCutDetector(s.cut_threshold, s.cut_min_frames)
+
+    def _cuts(self) -> list[int]:
+        """The scene cuts left out of the boundary ratio (see ``DriftSettings.scene_cuts``)."""
+        mode = self.settings.scene_cuts
+        if mode == "none":
+            return []
+        return self.scene_cuts if mode == "auto" and self.scene_cuts is not None else self._cut_detector.cuts
 
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        mode = self.settings.scene_cuts
+        if mode == "detect" or (mode == "auto" and self.scene_cuts is None):
+            self._cut_detector.push(sr if gt is None else gt, frame_index)  # every frame, whatever the stride
         index, feats = self.features(sr, frame_index)
         if not len(index):  # no frame of this chunk falls on the stride
             return
@@ -314,7 +353,8 @@ class SemanticDrift(SemanticMetric):
         c = self.column
         frames, terms, score = self._terms.result()
         _, sim_prev, sim_first = self._terms.series()
-        ratio, at, per_boundary = boundary_discontinuity(frames, sim_prev, self.chunk_starts)
+        cuts = self._cuts()
+        ratio, at, per_boundary = boundary_discontinuity(frames, sim_prev, self.chunk_starts, cuts)
         table = pd.DataFrame({"frame": frames, c: terms})
         scalars = {c: score, f"{c}_boundary": ratio}
         if self._fidelity:
@@ -327,23 +367,24 @@ class SemanticDrift(SemanticMetric):
             self._reference.curve(),
             self._gaps.curve(),
             _curve("boundary", at, per_boundary, np.ones(len(at), np.int64)),
+            _curve("scene_cut", np.asarray(cuts, np.int64), np.ones(len(cuts)), np.ones(len(cuts), np.int64)),
         ], ignore_index=True)
         return MetricResult(table, scalars, curves)
 
 
 class SemanticDriftDino(SemanticDrift):
     name = "semantic_drift_dino"
-    version = "1.0/dino-vitb16-timm-dynamic-img-size"
+    version = "1.1/dino-vitb16-timm-dynamic-img-size"
     backbone = "dino"
 
 
 class SemanticDriftClip(SemanticDrift):
     name = "semantic_drift_clip"
-    version = "1.0/clip-vitb32-openai"
+    version = "1.1/clip-vitb32-openai"
     backbone = "clip"
 
 
 class SemanticOffline(SemanticDrift):
     name = "semantic_offline"
-    version = "1.0/efficientnet-lite0-shipped"
+    version = "1.1/efficientnet-lite0-shipped"
     backbone = "efficientnet_lite0"
