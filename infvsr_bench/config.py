@@ -23,6 +23,9 @@ class RunConfig:
     max_frames: Optional[int] = None
     save_outputs: bool = False
     output_codec: str = "ffv1"
+    # Pass SR frames through a lossy encode before scoring (infvsr_bench/io/transcode.py):
+    # lossless | x264_yuv420p_q7 (InfVSR's official writer). Changes results: part of a run's identity.
+    score_through: str = "lossless"
     overwrite: bool = False
     progress: bool = True
 

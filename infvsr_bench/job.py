@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.transcode import SCORE_THROUGH
 from infvsr_bench.memory import PROBE, MemoryAccount, process_peak_rss_mib
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.results import RunStore, environment
@@ -58,6 +59,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
         raise ConfigError(f"config: {exc}".splitlines()[0]) from None
     store = RunStore(run_dir)
     _add_file_log(run_dir)
+    score_through = SCORE_THROUGH.get(config["score_through"])  # a typo fails before anything is built
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.
@@ -90,6 +92,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
         clips, method, metrics, store,
         max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
         output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
+        score_through=score_through,
     )
     failed = int((clip_table["status"] != "ok").sum()) if not clip_table.empty else 0
     ok = clip_table[clip_table["status"] == "ok"] if not clip_table.empty else clip_table

@@ -19,7 +19,7 @@ from infvsr_bench.errors import ConfigError
 
 FORMAT_VERSION = 2
 # Top-level config keys that change results (max_clips only selects clips; output options do not).
-RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed")
+RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed", "score_through")
 
 
 class RunStatus(str, Enum):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video
+from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
 from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib
 from infvsr_bench.metrics import Metric
@@ -110,8 +111,13 @@ def run_clip(
     output_codec: str = "ffv1",
     progress: bool = True,
     memory: MemoryAccounts | None = None,
+    score_through: LossyEncoding | None = None,
 ) -> ClipOutcome:
-    """Process and score one clip; raises ClipError / VideoReadError for problems with this clip."""
+    """Process and score one clip; raises ClipError / VideoReadError for problems with this clip.
+
+    With ``score_through`` the metrics see the SR frames after that lossy encode and decode (outside
+    the method's timer; frames reach them after the codec's latency); saved outputs stay the method's.
+    """
     memory = memory or MemoryAccounts.for_method(method)
     lr = open_video(clip.lr)
     total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
@@ -140,9 +146,19 @@ def run_clip(
             m.reset()
             if m.needs_chunk_layout:
                 m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
+    codec = TranscodeStream(score_through, *out_hw, lr.fps) if score_through is not None else None
     timer = _Timer(method.device)
-    done = 0
+    done = scored = 0
     feed_starts: list[int] = []
+
+    def score(sr: np.ndarray) -> None:
+        nonlocal scored
+        n = sr.shape[0]
+        gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
+        with memory.metrics:
+            for m in metrics:
+                m.update(sr, gt_chunk, scored)  # GT whenever the clip has it (optional for NR metrics)
+        scored += n
 
     def consume(sr_raw: Any) -> None:
         nonlocal done
@@ -152,10 +168,7 @@ def run_clip(
         n = sr.shape[0]
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
-        gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
-        with memory.metrics:
-            for m in metrics:
-                m.update(sr, gt_chunk, done)  # GT whenever the clip has it (optional for NR metrics)
+        score(sr if codec is None else codec.push(sr))
         if writer is not None:
             writer.write(sr)
         done += n
@@ -182,6 +195,8 @@ def run_clip(
                 consume(sr)
         if done != total:
             raise ClipError(f"method returned {done} frames for {total} input frames")
+        if codec is not None:
+            score(codec.finish())
         if writer is not None:
             writer.close()
     except BaseException:
@@ -220,6 +235,7 @@ def run_clip(
             "chunk_starts": layout,
             "chunk_layout": layout_note,
             "scene_cuts": None if clip.cuts is None else [int(c) for c in clip.cuts if c < total],
+            "score_through": "lossless" if codec is None else score_through.describe(*out_hw),
             **method.clip_record(),
         }
     )
@@ -240,6 +256,7 @@ def run_all(
     output_codec: str = "ffv1",
     progress: bool = True,
     memory: MemoryAccounts | None = None,
+    score_through: LossyEncoding | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every unfinished clip; finished clips are skipped, failed ones retried."""
     order = [c.name for c in clips]
@@ -253,7 +270,7 @@ def run_all(
         if out is not None:
             out.parent.mkdir(exist_ok=True)
         try:
-            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress, memory)
+            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress, memory, score_through)
         except (ClipError, VideoReadError) as exc:
             log.error("clip %s failed: %s", clip.name, exc)
             store.write_clip(clip.name, None, failed_row(clip.name, str(exc)))
