@@ -144,6 +144,7 @@ def run_clip(
     with memory.metrics:
         for m in metrics:
             m.reset()
+            m.begin_clip(total)
             if m.needs_chunk_layout:
                 m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
     codec = TranscodeStream(score_through, *out_hw, lr.fps) if score_through is not None else None

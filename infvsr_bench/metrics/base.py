@@ -49,6 +49,9 @@ class Metric(ABC):
     runtime_options: ClassVar[tuple[str, ...]] = ()
     # True for metrics that need the method's chunk layout (set_chunk_starts before compute).
     needs_chunk_layout: ClassVar[bool] = False
+    # The short name of the reference implementation whose numbers the column reproduces
+    # (info()["protocol"]): "infvsr_bench" for our own definitions; ``protocol()`` may derive it from settings.
+    default_protocol: ClassVar[str] = "infvsr_bench"
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         self.settings = settings if settings is not None else self.Settings()
@@ -69,12 +72,23 @@ class Metric(ABC):
             "column": self.column,
             "version": self.version,
             "kind": self.kind.value,
+            "protocol": self.protocol(),
             "higher_is_better": self.higher_is_better,
             "settings": dataclasses.asdict(self.settings),
             "runtime": dict(self.runtime),
             "weights": self.weights,
             "weights_sha256": dict(self.weights_sha256),
         }
+
+    def protocol(self) -> str:
+        """Whose published numbers this column reproduces (e.g. "basicsr", "pyiqa"), from its settings."""
+        return self.default_protocol
+
+    def begin_clip(self, num_frames: int) -> None:
+        """Told after ``reset``, before the first ``update``: how many frames the clip will feed.
+
+        Metrics whose sampling follows from the clip length (DOVER's official views) override it.
+        """
 
     def set_chunk_starts(self, starts: list[int] | None) -> None:
         """Output frame indices where the method started a new chunk, before ``compute`` (for boundary
@@ -117,6 +131,6 @@ class PerFrameMetric(Metric):
     def compute(self) -> MetricResult:
         values = np.asarray(self._values, dtype=np.float64)
         frames = pd.DataFrame({"frame": np.asarray(self._frames, dtype=np.int64), self.column: values})
-        # PSNR of identical frames is inf; the clip mean of a finite set stays the field's convention.
+        # The plain frame mean; a metric with its own clip rule (PSNR's frames equal to their GT) overrides compute.
         mean = float(values.mean()) if values.size else float("nan")
         return MetricResult(frames=frames, scalars={self.column: mean})

@@ -195,6 +195,7 @@ class PyiqaMetric(PerFrameMetric):
 
     spec: ClassVar[PyiqaSpec]
     runtime_options = ("device", "batch_size", "weights_dir", "allow_download", "random_weights", "seed")
+    default_protocol = "pyiqa"
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)

@@ -236,6 +236,7 @@ class SemanticMetric(Metric):
     backbone: ClassVar[str]
     kind = MetricKind.SEMANTIC
     higher_is_better = True
+    default_protocol = "vbench"  # the main value is VBench's consistency formula
     runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
