@@ -74,6 +74,7 @@ def test_streaming_metric_records_per_frame_values_and_clip_mean():
     assert result.frames["frame"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(result.frames["psnr"], expected, atol=1e-6)
     assert result.scalars["psnr"] == pytest.approx(np.mean(expected), abs=1e-9)
+    assert result.scalars["psnr_identical_frames"] == 0
     metric.reset()
     assert metric.compute().frames.empty
 
@@ -81,19 +82,20 @@ def test_streaming_metric_records_per_frame_values_and_clip_mean():
 def test_metric_info_records_every_setting():
     info = build_metric("ssim_rgb", {"metric": "ssim", "channel": "rgb", "crop_border": 4}).info()
     assert info["metric"] == "ssim" and info["column"] == "ssim_rgb" and info["version"]
-    assert info["settings"] == {"channel": "rgb", "crop_border": 4}
-    assert info["higher_is_better"] is True and info["kind"] == "FR"
+    assert info["settings"] == {"protocol": "basicsr", "channel": "rgb", "crop_border": 4}
+    assert info["higher_is_better"] is True and info["kind"] == "FR" and info["protocol"] == "basicsr"
 
 
-@pytest.mark.parametrize("channel,crop", [("y", 0), ("y", 4), ("rgb", 0), ("rgb", 3)])
-def test_batched_torch_path_equals_per_frame_opencv_path(channel, crop):
+@pytest.mark.parametrize("channel,crop,protocol", [("y", 0, "basicsr"), ("y", 4, "basicsr"), ("rgb", 0, "basicsr"),
+                                                   ("rgb", 3, "basicsr"), (None, 0, "dove"), (None, 2, "dove_y")])
+def test_batched_torch_path_equals_per_frame_opencv_path(channel, crop, protocol):
     pairs = list(_pairs())
     gt = torch.from_numpy(np.stack([p[0] for p in pairs]))
     sr = torch.from_numpy(np.stack([p[1] for p in pairs]))
-    per_frame_ssim = [ssim(s, g, channel, crop) for g, s in pairs]
-    per_frame_psnr = [psnr(s, g, channel, crop) for g, s in pairs]
-    np.testing.assert_allclose(ssim_batch(sr, gt, channel, crop), per_frame_ssim, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(psnr_batch(sr, gt, channel, crop), per_frame_psnr, rtol=0, atol=1e-10)
+    per_frame_ssim = [ssim(s, g, channel, crop, protocol) for g, s in pairs]
+    per_frame_psnr = [psnr(s, g, channel, crop, protocol) for g, s in pairs]
+    np.testing.assert_allclose(ssim_batch(sr, gt, channel, crop, protocol), per_frame_ssim, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(psnr_batch(sr, gt, channel, crop, protocol), per_frame_psnr, rtol=0, atol=1e-10)
     assert psnr_batch(gt[:2], gt[:2]).tolist() == [float("inf")] * 2
 
 

@@ -137,7 +137,7 @@ def test_ewarp_matches_numpy_reference_given_the_flows():
 def test_ewarp_raft_random_weights_streams_like_one_chunk():
     video = translated(3, (1.3, 0.6))
     m = build_metric("ewarp", {"flow_options": {"iters": 2}, "random_weights": True, "batch_size": 4, "device": "cpu"})
-    assert m.weights == "random" and m.flow.describe() == "raft(weights=C_T_V1,iters=2)"
+    assert m.weights == "random" and m.flow.describe() == "raft(weights=C_T_V1,iters=2,input=correct)"
     assert "iters=2" in m.version and "scale=0.5" in m.version and "channels=sum" in m.version
     whole = run(m, video)
     chunked = run(m, video, chunks=(2, 1))  # the second chunk pairs with the first chunk's last frame
@@ -208,7 +208,7 @@ def test_tof_zero_on_identical_and_grows_with_motion():
 
 def test_tof_matches_direct_farneback():
     gt, sr = translated(8, (1.0, 0.5)), flicker(translated(8, (1.5, 0.0)), 0.05)
-    got = run(build_metric("tof", {}), sr, gt, chunks=(3, 3, 2))
+    got = run(build_metric("tof", {"crop_8x8": False}), sr, gt, chunks=(3, 3, 2))  # full frames (crop: test_protocols)
 
     def of(v, t):
         a, b = (cv2.cvtColor(v[i], cv2.COLOR_RGB2GRAY) for i in (t - 1, t))
@@ -222,7 +222,7 @@ def test_tof_matches_direct_farneback():
 
 def test_tlp_zero_on_identical_and_matches_direct_lpips():
     gt = translated(7, (1.0, 0.5), size=(64, 64))
-    m = build_metric("tlp", {"random_weights": True, "device": "cpu", "batch_size": 3})
+    m = build_metric("tlp", {"random_weights": True, "device": "cpu", "batch_size": 3, "crop_8x8": False})
     assert m.weights == "random" and "lpips/weights/v0.1/alex.pth" in m.weights_sha256
     same = run(m, gt, gt, chunks=(2, 5))
     assert same.frames["frame"].tolist() == [3, 4]

@@ -2,9 +2,11 @@
 
 The official pipeline (``evaluate_one_video.py``): the technical branch sees a 7x7 grid of 32x32
 fragments over 3 segments of 32 frames at stride 2, the aesthetic branch 32 frames resized to
-224x224; both samplers draw random offsets, seeded here. A clip is scored in windows of
-``window`` frames (bounded memory): a clip no longer than one window is scored exactly as the
-official script scores the whole video; a longer one gives a curve of window scores.
+224x224; both samplers draw random offsets, seeded here. ``sampling: official`` (default, protocol
+``dover_official``) samples the views over the whole clip in one pass as that script does: the
+frame indices follow from the clip's length (``begin_clip``) and the seed, so only the <= 128
+sampled frames are kept while streaming. ``sampling: windows`` (protocol ``dover_windows``) scores
+each ``window`` frames as a video of its own: a curve along the clip (drift), not the official number.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.devices import resolve_device
-from infvsr_bench.errors import ConfigError
+from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.weights import CATALOGUE, WeightsMissingError, group_dir, resolve, summary
 
@@ -54,6 +56,42 @@ SAMPLE_TYPES: dict[str, dict[str, Any]] = {
 }
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
+
+
+def sampler_indices(num_frames: int, fsize_t: int, fragments_t: int, frame_interval: int = 1,
+                    num_clips: int = 1) -> np.ndarray:
+    """DOVER's ``UnifiedFrameSampler(fsize_t, fragments_t, frame_interval, num_clips)(num_frames)``, drawing
+    from numpy's global RNG exactly as it does.
+
+    Per clip: the video is cut into ``fragments_t`` equal segments; in each, ``fsize_t`` frames
+    ``frame_interval`` apart start at a random offset (``np.random.randint(0, segment - fsize_t *
+    frame_interval, size=fragments_t)``, no draw and offset 0 when the segment is not longer than
+    that); indices wrap modulo the frame count. Its ``drop_rate`` is 0 in DOVER, so nothing is dropped
+    (``random.sample`` of 0 items draws nothing).
+    """
+    clips = []
+    for _ in range(num_clips):
+        segment = num_frames // fragments_t
+        starts = np.array([segment * i for i in range(fragments_t)], dtype=np.int32)
+        if segment > fsize_t * frame_interval:
+            offsets = np.random.randint(0, segment - fsize_t * frame_interval, size=fragments_t)
+        else:
+            offsets = np.zeros(fragments_t, dtype=np.int32)
+        clips.append((np.arange(fsize_t)[None, :] * frame_interval + offsets[:, None] + starts[:, None]).ravel())
+    return np.mod(np.concatenate(clips), num_frames).astype(np.int32)
+
+
+def view_indices(num_frames: int) -> dict[str, np.ndarray]:
+    """The frames each view samples from a video of ``num_frames``, samplers built and called in
+    SAMPLE_TYPES order as ``evaluate_one_video.py`` does (call inside ``seeded``)."""
+    out = {}
+    for stype, opt in SAMPLE_TYPES.items():
+        if "t_frag" in opt:  # the aesthetic view: t_frag segments of clip_len // t_frag frames
+            out[stype] = sampler_indices(num_frames, opt["clip_len"] // opt["t_frag"], opt["t_frag"],
+                                         opt["frame_interval"], opt["num_clips"])
+        else:  # the technical view: num_clips segments of clip_len frames (num_clips is the sampler's fragments_t)
+            out[stype] = sampler_indices(num_frames, opt["clip_len"], opt["num_clips"], opt["frame_interval"])
+    return out
 
 
 def fuse(technical: float, aesthetic: float) -> float:
@@ -132,21 +170,59 @@ class DoverSettings:
     """Options that change a DOVER value."""
 
     report: Literal["fused", "technical", "aesthetic"] = "fused"  # the metric's main value (leaderboard column)
-    window: int = 128  # frames per scored window (a clip this short is scored whole, as officially)
+    sampling: Literal["official", "windows"] = "official"  # official: one pass over the clip; windows: a curve
+    window: int | None = 128  # frames per scored window (windows only; recorded null under official)
     seed: int = 0  # seeds the random fragment and frame offsets (window k uses seed + k)
 
     def __post_init__(self) -> None:
         if self.report not in ("fused", "technical", "aesthetic"):
             raise ValueError(f"report must be 'fused', 'technical' or 'aesthetic', got {self.report!r}")
-        if self.window < 1:
+        if self.sampling not in ("official", "windows"):
+            raise ValueError(f"sampling must be 'official' or 'windows', got {self.sampling!r}")
+        if self.sampling == "official":
+            self.window = None
+        elif self.window is None or self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
 
 
+class OfficialDover:
+    """The official DOVER network and view decomposition: sampled frames of each view -> branch scores."""
+
+    def __init__(self, device: str = "auto", weights_dir: str | None = None, allow_download: bool = False) -> None:
+        require_dover()
+        found = resolve([WEIGHTS], weights_dir, allow_download)
+        import_dover()
+        import torch
+        from dover.models import DOVER as Evaluator
+
+        self.device = resolve_device(device)
+        with hub_files_only(group_dir(WEIGHTS.group, weights_dir), allow_download):
+            evaluator = Evaluator(**MODEL_ARGS)
+        evaluator.load_state_dict(torch.load(found[WEIGHTS.filename].path, map_location="cpu"))
+        self.net = evaluator.to(self.device).eval()
+        self.weights, self.weights_sha256 = summary(found)
+
+    def __call__(self, videos: dict[str, np.ndarray]) -> dict[str, float]:
+        """Scores of the views' sampled frames (T,H,W,3 uint8 each); spatial sampling draws from the caller's seeded RNGs."""
+        import torch
+        from dover.datasets import get_single_view
+
+        mean, std = torch.tensor(MEAN), torch.tensor(STD)
+        views = {}
+        for s, frames in videos.items():
+            v = get_single_view(torch.from_numpy(frames).permute(3, 0, 1, 2), s, **SAMPLE_TYPES[s])
+            clips = SAMPLE_TYPES[s].get("num_clips", 1)
+            v = ((v.permute(1, 2, 3, 0) - mean) / std).permute(3, 0, 1, 2)
+            views[s] = v.reshape(v.shape[0], clips, -1, *v.shape[2:]).transpose(0, 1).to(self.device)
+        with torch.no_grad():
+            return dict(zip(views, (float(r.mean()) for r in self.net(views))))
+
+
 class DOVER(Metric):
-    """DOVER technical, aesthetic and fused scores per window of frames; the clip value is the frame-weighted mean."""
+    """DOVER technical, aesthetic and fused scores: the official one-pass sampling, or per window of frames."""
 
     name = "dover"
-    version = "dover-official-1.0"
+    version = "dover-official-2"  # 2: the official whole-clip sampling by default (1: 128-frame windows)
     kind = MetricKind.NO_REFERENCE
     higher_is_better = True
     Settings = DoverSettings
@@ -154,73 +230,62 @@ class DOVER(Metric):
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)
-        require_dover()
-        allow_download = bool(runtime.get("allow_download", False))
-        found = resolve([WEIGHTS], runtime.get("weights_dir"), allow_download)
-        import_dover()
-        import torch
-        from dover.models import DOVER as Evaluator
+        self.evaluator = OfficialDover(str(runtime.get("device", "auto")), runtime.get("weights_dir"),
+                                       bool(runtime.get("allow_download", False)))
+        self.weights, self.weights_sha256 = self.evaluator.weights, dict(self.evaluator.weights_sha256)
 
-        self.device = resolve_device(runtime.get("device", "auto"))
-        with hub_files_only(group_dir(WEIGHTS.group, runtime.get("weights_dir")), allow_download):
-            evaluator = Evaluator(**MODEL_ARGS)
-        evaluator.load_state_dict(torch.load(found[WEIGHTS.filename].path, map_location="cpu"))
-        self.evaluator = evaluator.to(self.device).eval()
-        self.weights, self.weights_sha256 = summary(found)
+    def protocol(self) -> str:
+        return f"dover_{self.settings.sampling}"
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "backend": {"backend": "dover (official)", "model_args": MODEL_ARGS, "sample_types": SAMPLE_TYPES}}
+        backend = {"backend": "dover (official)", "model_args": MODEL_ARGS, "sample_types": SAMPLE_TYPES}
+        return {**super().info(), "backend": backend}
 
     def reset(self) -> None:
-        self._window: list[np.ndarray] = []
+        self._num_frames: int | None = None
+        self._needed: set[int] = set()
+        self._kept: dict[int, np.ndarray] = {}  # official: the sampled frames; windows: the open window
         self._start = 0
         self._rows: list[dict[str, float]] = []
 
+    def begin_clip(self, num_frames: int) -> None:
+        self._num_frames = num_frames
+        if self.settings.sampling == "official" and num_frames > 0:
+            with seeded(self.settings.seed):
+                self._needed = {int(i) for idx in view_indices(num_frames).values() for i in idx}
+
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        if self.settings.sampling == "official":
+            if self._num_frames is None:
+                raise ClipError(f"{self.column}: the official sampling needs the clip's frame count before its frames "
+                                "(begin_clip); use sampling=windows to score without it")
+            self._kept.update({frame_index + i: f.copy() for i, f in enumerate(sr) if frame_index + i in self._needed})
+            return
         for frame in sr:
-            if not self._window:
+            if not self._kept:
                 self._start = frame_index
-            self._window.append(frame.copy())
+            self._kept[frame_index] = frame.copy()
             frame_index += 1
-            if len(self._window) == self.settings.window:
-                self._score_window()
+            if len(self._kept) == self.settings.window:
+                self._score(self._start, len(self._kept), self.settings.seed + len(self._rows))
 
-    def _views(self, frames: np.ndarray, seed: int) -> dict[str, Any]:
-        """The official view decomposition of one window: all frame samplers first, then the spatial views."""
-        import torch
-        from dover.datasets import UnifiedFrameSampler, get_single_view
-
-        video = torch.from_numpy(frames)  # T,H,W,C uint8
+    def _score(self, start: int, count: int, seed: int) -> None:
+        """Score ``count`` frames from ``start`` as one video, as the official script does, and forget them."""
+        missing = sorted(self._needed - set(self._kept))
+        if missing:
+            raise ClipError(f"{self.column}: {count} frames were announced but frame(s) {missing[:5]} never came")
         with seeded(seed):
-            indices = {}
-            for stype, opt in SAMPLE_TYPES.items():
-                if "t_frag" in opt:
-                    sampler = UnifiedFrameSampler(opt["clip_len"] // opt["t_frag"], opt["t_frag"], opt["frame_interval"], opt["num_clips"])
-                else:
-                    sampler = UnifiedFrameSampler(opt["clip_len"], opt["num_clips"], opt["frame_interval"])
-                indices[stype] = sampler(len(frames), False)
-            views = {s: get_single_view(video[indices[s]].permute(3, 0, 1, 2), s, **opt) for s, opt in SAMPLE_TYPES.items()}
-        mean, std = torch.tensor(MEAN), torch.tensor(STD)
-        for s, v in views.items():
-            clips = SAMPLE_TYPES[s].get("num_clips", 1)
-            v = ((v.permute(1, 2, 3, 0) - mean) / std).permute(3, 0, 1, 2)
-            views[s] = v.reshape(v.shape[0], clips, -1, *v.shape[2:]).transpose(0, 1).to(self.device)
-        return views
-
-    def _score_window(self) -> None:
-        import torch
-
-        frames = np.stack(self._window)
-        views = self._views(frames, self.settings.seed + len(self._rows))
-        with torch.no_grad():
-            scores = dict(zip(views, (float(r.mean()) for r in self.evaluator(views))))
+            indices = view_indices(count)
+            scores = self.evaluator({s: np.stack([self._kept[start + int(i)] for i in idx]) for s, idx in indices.items()})
         scores["fused"] = fuse(scores["technical"], scores["aesthetic"])
-        self._rows.append({"x": self._start, "count": len(frames), **scores})
-        self._window = []
+        self._rows.append({"x": start, "count": count, **scores})
+        self._kept = {}
 
     def compute(self) -> MetricResult:
-        if self._window:
-            self._score_window()
+        if self.settings.sampling == "official" and self._num_frames:
+            self._score(0, self._num_frames, self.settings.seed)
+        elif self._kept:
+            self._score(self._start, len(self._kept), self.settings.seed + len(self._rows))
         rows = pd.DataFrame(self._rows, columns=["x", "count", "technical", "aesthetic", "fused"])
         weights = rows["count"].to_numpy(dtype=np.float64)
         scalars = {}
@@ -228,8 +293,11 @@ class DOVER(Metric):
             value = float(np.average(rows[part], weights=weights)) if len(rows) else float("nan")
             scalars[f"{self.column}_{part}"] = value
         scalars[self.column] = scalars[f"{self.column}_{self.settings.report}"]
-        curves = pd.concat(
-            [pd.DataFrame({"curve": part, "x": rows["x"], "value": rows[part], "count": rows["count"]}) for part in ("technical", "aesthetic", "fused")],
-            ignore_index=True,
-        )
+        curves = None
+        if self.settings.sampling == "windows":  # official: one score for the clip, no curve
+            curves = pd.concat(
+                [pd.DataFrame({"curve": part, "x": rows["x"], "value": rows[part], "count": rows["count"]})
+                 for part in ("technical", "aesthetic", "fused")],
+                ignore_index=True,
+            )
         return MetricResult(frames=pd.DataFrame({"frame": np.array([], dtype=np.int64)}), scalars=scalars, curves=curves)

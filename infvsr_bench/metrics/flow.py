@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import cv2
@@ -71,12 +71,23 @@ class FlowEstimator(ABC):
         return flows[:n], flows[n:]
 
 
+# What RAFT is given, from frames in [0,1]: ``correct`` maps them to [-1,1] as RAFT was trained;
+# ``evalcrafter_div255`` reproduces EvalCrafter's ``optical_flow_scores`` (the E*warp code DOVE's evaluation
+# appears to import), which divides frames by 255 before the official RAFT's own 2*(x/255)-1, so RAFT
+# sees [-1, -0.992]: published E*warp values may carry it.
+RAFT_INPUTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "correct": lambda x: x * 2 - 1,
+    "evalcrafter_div255": lambda x: 2 * (x / 255) - 1,
+}
+
+
 @dataclasses.dataclass
 class RAFTSettings:
     """torchvision ``raft_large``; C_T_V1 / C_T_V2 are the FlyingChairs+FlyingThings weights."""
 
     weights: str = "C_T_V1"
     iters: int = 20
+    input: str = "correct"  # a key of RAFT_INPUTS
 
     def __post_init__(self) -> None:
         from torchvision.models.optical_flow import Raft_Large_Weights
@@ -85,6 +96,8 @@ class RAFTSettings:
             raise ValueError(f"RAFT weights must be one of {list(Raft_Large_Weights.__members__)}, got {self.weights!r}")
         if self.iters < 1:
             raise ValueError(f"RAFT iters must be >= 1, got {self.iters}")
+        if self.input not in RAFT_INPUTS:
+            raise ValueError(f"RAFT input must be one of {list(RAFT_INPUTS)}, got {self.input!r}")
 
 
 # torchvision's correlation pyramid needs 16x16 features at 1/8 resolution; smaller frames are padded.
@@ -121,7 +134,7 @@ class RAFT(FlowEstimator):
         return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2  # RAFT's InputPadder, "sintel" mode
 
     def _prepare(self, frames: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-        return F.pad(frames.to(self.device, torch.float32) * 2 - 1, pad, mode="replicate")
+        return F.pad(RAFT_INPUTS[self.settings.input](frames.to(self.device, torch.float32)), pad, mode="replicate")
 
     def _refine(self, fmap1: torch.Tensor, fmap2: torch.Tensor, context_out: torch.Tensor) -> torch.Tensor:
         """torchvision ``RAFT.forward`` from the correlation pyramid on, upsampling only the last flow.

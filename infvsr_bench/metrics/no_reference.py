@@ -65,19 +65,29 @@ class CLIPIQA(PyiqaMetric):
     spec = CLIPIQA_SPEC
 
 
+# NIQE's luma, rounded to integers as MATLAB's: pyiqa's default is YIQ's Y (0.299/0.587/0.114);
+# BasicSR's calculate_niqe takes BT.601 Y (16 + 65.481R + 128.553G + 24.966B). They differ by a few
+# hundredths to tenths (0.07 and 0.20 on two 192x192 photo crops, tests/test_protocols.py).
+NIQE_COLOR_SPACES = {"yiq": "pyiqa", "ycbcr": "basicsr"}  # setting -> protocol
+
+
 @dataclasses.dataclass
 class NIQESettings:
     """Options that change a NIQE value."""
 
     crop_border: int = 0  # pixels removed from every edge first (BasicSR crops the scale factor)
+    color_space: str = "yiq"  # yiq: pyiqa's Y (protocol pyiqa); ycbcr: BT.601 Y as BasicSR (protocol basicsr)
 
     def __post_init__(self) -> None:
         if self.crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+        if self.color_space not in NIQE_COLOR_SPACES:
+            raise ValueError(f"color_space must be one of {list(NIQE_COLOR_SPACES)}, got {self.color_space!r}")
 
 
 class NIQE(PyiqaMetric):
-    """NIQE on the Y channel with the MATLAB release's pristine model (pyiqa ``niqe``); lower is better."""
+    """NIQE on rounded luma (YIQ by default, BT.601 with ``color_space: ycbcr``) with the MATLAB release's
+    pristine model (pyiqa ``niqe``); lower is better."""
 
     name = "niqe"
     version = "pyiqa-niqe-original"
@@ -89,7 +99,10 @@ class NIQE(PyiqaMetric):
     BLOCK = 96  # pyiqa's NIQE scores whole 96x96 blocks (the MATLAB release's patch size)
 
     def pyiqa_options(self) -> dict[str, Any]:
-        return {"crop_border": self.settings.crop_border}
+        return {"crop_border": self.settings.crop_border, "color_space": self.settings.color_space}
+
+    def protocol(self) -> str:
+        return NIQE_COLOR_SPACES[self.settings.color_space]
 
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
         h, w = (d - 2 * self.settings.crop_border for d in sr.shape[1:3])

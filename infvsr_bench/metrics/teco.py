@@ -3,7 +3,8 @@
 Both score pairs (t-1, t), reported at frame t, and skip ``skip_ends`` frames at each end of the
 clip: a pair counts only when both its frames lie in [first + skip_ends, last - skip_ends]. While
 streaming the first ``skip_ends`` pairs are dropped as they come; the last ``skip_ends`` are dropped
-at ``compute``, when the clip's end is known.
+at ``compute``, when the clip's end is known. With ``crop_8x8`` (default, protocol ``tecogan``) both
+videos are first cropped as TecoGAN's ``metrics.py`` does before flow and LPIPS (``crop_8x8``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,32 @@ def _check_skip(skip_ends: int) -> None:
         raise ValueError(f"skip_ends must be >= 0, got {skip_ends}")
 
 
+def crop_8x8_box(size: int) -> tuple[int, int]:
+    """TecoGAN's ``crop_8x8`` along one dimension: (offset, length) of the largest multiple of 32 that
+    leaves at least 16 pixels, centred (offset ``(size - length) // 2``, so at least 8 on each side)."""
+    length = size // 32 * 32
+    while length > size - 16:
+        length -= 32
+    return (size - length) // 2, length
+
+
+def crop_8x8(frames: np.ndarray) -> np.ndarray:
+    """Frames (T,H,W,C) cropped by ``crop_8x8_box`` in both dimensions."""
+    (y, h), (x, w) = crop_8x8_box(frames.shape[1]), crop_8x8_box(frames.shape[2])
+    if h <= 0 or w <= 0:
+        raise ClipError(f"TecoGAN's crop_8x8 needs frames of at least 48x48 pixels, got {frames.shape[2]}x{frames.shape[1]}")
+    return frames[:, y:y + h, x:x + w]
+
+
 class PairMetric(Metric):
     """A full-reference metric of consecutive-frame pairs with TecoGAN's end skip; keeps one frame pair."""
 
     kind = MetricKind.FULL_REFERENCE
     higher_is_better = False
     runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+
+    def protocol(self) -> str:
+        return "tecogan" if self.settings.crop_8x8 else self.default_protocol
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)
@@ -62,6 +83,8 @@ class PairMetric(Metric):
             raise ValueError(f"{self.column}: expected frame {self._next}, got {frame_index} (chunks must be contiguous)")
         if self._first is None:
             self._first = frame_index
+        if self.settings.crop_8x8:
+            sr, gt = crop_8x8(sr), crop_8x8(gt)
         start = frame_index
         if self._prev is not None:
             sr, gt, start = np.concatenate([self._prev[0][None], sr]), np.concatenate([self._prev[1][None], gt]), start - 1
@@ -96,6 +119,7 @@ class TOFSettings:
     flow_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # filled with the backend's defaults
     skip_ends: int = 2
     scale: float = 1.0  # TecoGAN's tables print tOF x10: set 10 to match them
+    crop_8x8: bool = True  # TecoGAN's metrics.py crop before the flow; False: full frames
 
     def __post_init__(self) -> None:
         _check_skip(self.skip_ends)
@@ -106,7 +130,7 @@ class TOF(PairMetric):
     """TecoGAN tOF: mean per-pixel L2 distance between the GT's and the output's flow (t-1 -> t)."""
 
     name = "tof"
-    version = "1"
+    version = "2"  # 2: TecoGAN's crop_8x8 by default
     Settings = TOFSettings
 
     def __init__(self, settings: TOFSettings | None = None, column: str | None = None, **runtime: Any) -> None:
@@ -127,6 +151,7 @@ class TLPSettings:
 
     skip_ends: int = 2
     scale: float = 100.0
+    crop_8x8: bool = True  # TecoGAN's metrics.py crop before LPIPS; False: full frames
 
     def __post_init__(self) -> None:
         _check_skip(self.skip_ends)
@@ -164,7 +189,7 @@ class TLP(PairMetric):
     """TecoGAN tLP: |LPIPS(gt_{t-1}, gt_t) - LPIPS(out_{t-1}, out_t)| x 100."""
 
     name = "tlp"
-    version = "1"
+    version = "2"  # 2: TecoGAN's crop_8x8 by default
     Settings = TLPSettings
 
     def __init__(self, settings: TLPSettings | None = None, column: str | None = None, **runtime: Any) -> None:

@@ -6,6 +6,9 @@ t with A: ``|B_w + F|^2 > 0.01 (|B_w|^2 + |F|^2) + 0.5`` (B_w = B sampled at p +
 B: ``|grad F|^2 > 0.01 |F|^2 + 0.002``; ``E_t = sum_p M |I_t - I_{t+1}(p + F)|^2 / sum_p M`` on
 [0,1] RGB, x1000; the clip value is the mean over pairs. This is Lai et al.'s reference code,
 which calls ``detect_occlusion(bw, fw)``: its "fw_w + bw" and "grad bw" are B_w + F and grad F here.
+RAFT gets frames mapped to [-1,1] by default (protocol ``ewarp``); ``flow_options.input:
+evalcrafter_div255`` (conf ``ewarp_evalcrafter``, protocol ``evalcrafter``) feeds it [-1, -0.992] as
+EvalCrafter's code does, to reproduce published values that carry it.
 """
 
 from __future__ import annotations
@@ -118,6 +121,10 @@ class Ewarp(Metric):
     @property
     def needs_gt(self) -> bool:
         return self.settings.flow_source == "gt"
+
+    def protocol(self) -> str:
+        """``evalcrafter`` when RAFT gets EvalCrafter's double-scaled input (as published E*warp may), else ``ewarp``."""
+        return "evalcrafter" if self.settings.flow_options.get("input") == "evalcrafter_div255" else "ewarp"
 
     def reset(self) -> None:
         self._prev: tuple[np.ndarray, np.ndarray] | None = None  # last (output, flow source) frame
