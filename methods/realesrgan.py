@@ -204,6 +204,10 @@ class RealESRGAN(Method):
     def num_parameters(self) -> int | None:
         return self._params
 
+    def chunk_layout(self) -> list[int]:
+        """Real-ESRGAN upscales each frame alone: no chunks, no seams."""
+        return []
+
     def info(self) -> dict[str, Any]:
         info = super().info()
         info.update(

@@ -182,6 +182,15 @@ class TorchModule(Method):
         return self._params
 
     @property
+    def feed_chunks(self) -> bool:  # type: ignore[override]
+        """A video model sees each LR chunk as one clip: its chunks are the runner's feed chunks."""
+        return self.config.kind == "video"
+
+    def chunk_layout(self) -> list[int]:
+        """An image model works frame by frame: no chunks (video models: see ``feed_chunks``)."""
+        return []
+
+    @property
     def weights_sha256(self) -> dict[str, str]:
         return {Path(self.config.checkpoint).name: self.checkpoint_sha256} if self.checkpoint_sha256 else {}
 
