@@ -27,7 +27,7 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
              fps: float = 10.0, params: int = 0, weights: str = "none", psnr_info: dict = PSNR,
              finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "",
              status: str = "complete", clips: list[str] | None = None, failed: dict[str, str] | None = None,
-             recipe: str | None = None) -> Path:
+             recipe: str | None = None, score_through: str = "lossless") -> Path:
     """A run folder with per-frame values given per clip (clip value = frame mean), ``failed`` clips
     (clip -> reason) and the clip list it was asked to do (``clips``, default: all given, in order).
     A ``running`` run has no ``finished`` time."""
@@ -45,7 +45,8 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
         pd.concat(frames).to_parquet(path / "frames.parquet")
     pd.DataFrame(rows).to_parquet(path / "clips.parquet")
     method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
-    record = RunRecord(config={}, identity={}, fingerprint=method + json.dumps(psnr_info["settings"]),
+    record = RunRecord(config={"score_through": score_through}, identity={},
+                       fingerprint=method + json.dumps(psnr_info["settings"]) + score_through,
                        method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
                        dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
                        status=RunStatus(status), finished=None if status == "running" else finished)
@@ -111,6 +112,14 @@ def test_disagreeing_metric_versions_are_shown_apart(tmp_path):
     assert any("'psnr' differs in ['settings']" in n and alt[0] in n for n in merged.notes)
     board = leaderboard(merged, ["psnr", alt[0]])
     assert np.isnan(board.values.loc["B", ("toy", "psnr")]) and board.values.loc["B", ("toy", alt[0])] == 31.0
+
+
+def test_scores_through_a_lossy_encode_are_shown_apart(tmp_path):
+    make_run(tmp_path, "A", {"c": [30.0]}, {"c": [0.2]})
+    make_run(tmp_path, "B", {"c": [29.0]}, {"c": [0.3]}, score_through="x264_yuv420p_q7")
+    merged = load_runs([str(tmp_path)])
+    lossy = [c for c in merged.metrics if c.startswith("psnr@")]
+    assert len(lossy) == 1 and any("differs in ['score_through']" in n for n in merged.notes)
 
 
 def test_random_weights_refused_tiny_labelled_reruns_deduplicated(tmp_path):

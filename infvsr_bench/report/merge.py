@@ -101,7 +101,9 @@ def find_runs(patterns: list[str]) -> list[Path]:
     return sorted(found)
 
 
-IDENTITY = ("metric", "version", "protocol", "settings")  # what must agree for two runs to share a column
+# What must agree for two runs to share a column; ``score_through`` is the run's (lossless or the
+# authors' lossy encode before scoring), which changes every value of the run.
+IDENTITY = ("metric", "version", "protocol", "settings", "score_through")
 
 
 def _metric_key(info: dict[str, Any]) -> str:
@@ -175,7 +177,8 @@ def _catalogue(runs: list[Run], notes: list[str]) -> tuple[dict[str, dict[str, A
     for run in runs:
         renames[run.path] = {}
         for info in run.record.metrics:
-            col, key = info["column"], _metric_key(info)
+            col = info["column"]
+            key = _metric_key({**info, "score_through": run.record.config.get("score_through", "lossless")})
             keys.setdefault(col, key)
             suffix = "" if keys[col] == key else f"@{_variant_suffix(key)}"
             own = derived_columns(info, run.clips.columns)
