@@ -55,8 +55,10 @@ def starts_of(lengths: Sequence[int]) -> list[int]:
 
 
 def feed(metric: Metric, clip: Clip, lengths: Sequence[int], layout: Sequence[int], scribble: bool) -> MetricResult:
-    """``reset``; ``update`` with a fresh copy of each chunk (inverted in place afterwards if ``scribble``); ``compute``."""
+    """``reset`` and ``begin_clip`` as the runner calls them; ``update`` with a fresh copy of each chunk
+    (inverted in place afterwards if ``scribble``); ``compute``."""
     metric.reset()
+    metric.begin_clip(sum(lengths))
     start = 0
     for n in lengths:
         sr, gt = clip.sr[start:start + n].copy(), clip.gt[start:start + n].copy()
