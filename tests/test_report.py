@@ -27,7 +27,7 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
              fps: float = 10.0, params: int = 0, weights: str = "none", psnr_info: dict = PSNR,
              finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "",
              status: str = "complete", clips: list[str] | None = None, failed: dict[str, str] | None = None,
-             recipe: str | None = None, score_through: str = "lossless") -> Path:
+             recipe: str | None = None, score_through: str = "lossless", max_frames: int | None = None) -> Path:
     """A run folder with per-frame values given per clip (clip value = frame mean), ``failed`` clips
     (clip -> reason) and the clip list it was asked to do (``clips``, default: all given, in order).
     A ``running`` run has no ``finished`` time."""
@@ -45,7 +45,7 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
         pd.concat(frames).to_parquet(path / "frames.parquet")
     pd.DataFrame(rows).to_parquet(path / "clips.parquet")
     method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
-    record = RunRecord(config={"score_through": score_through}, identity={},
+    record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity={},
                        fingerprint=method + json.dumps(psnr_info["settings"]) + score_through,
                        method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
                        dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
@@ -303,3 +303,20 @@ def test_a_lone_ranked_row_is_not_marked_best(tmp_path):
     make_run(tmp_path, "A", {"c": [20.0]}, {"c": [0.5]}, dataset="udm10")
     board = leaderboard(load_runs([str(tmp_path)]), ["psnr"], reference="infvsr_paper")
     assert board.marks().eq("").all().all()
+
+
+def test_runs_cut_short_by_max_frames_are_not_ranked_against_whole_clips(tmp_path):
+    # A scores whole clips (4 frames); B only its first 2 frames, which happen to be easy (the 40 dB ones)
+    make_run(tmp_path, "A", {"c1": [20, 20, 20, 20]}, {"c1": [0.2] * 4})
+    make_run(tmp_path, "B", {"c1": [40, 40]}, {"c1": [0.1] * 2}, max_frames=2)
+    board = leaderboard(load_runs([str(tmp_path)]), ["psnr"])
+    marks = board.marks()
+    assert marks.loc["B", ("toy", "psnr")] == "" and not board.coverage.ranked("B", "toy")
+    assert board.coverage.label("B", "toy") == "1/1 first frames"
+    assert any("first 2 frames" in n and "whole clips" in n for n in board.notes)
+    # when every run was cut to the same length, they are ranked together
+    only_short = tmp_path / "short"
+    make_run(only_short, "A", {"c1": [20, 20]}, {"c1": [0.2] * 2}, max_frames=2)
+    make_run(only_short, "B", {"c1": [40, 40]}, {"c1": [0.1] * 2}, max_frames=2)
+    board = leaderboard(load_runs([str(only_short)]), ["psnr"])
+    assert board.coverage.ranked("A", "toy") and board.coverage.ranked("B", "toy")

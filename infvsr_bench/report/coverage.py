@@ -6,7 +6,10 @@ finished at least one. The *common clips* are those every ranked row finished; r
 valued and ranked over them only, so a clip one method failed is left out for every method instead
 of lifting the one that failed it. Other rows are shown, marked and never ranked, valued over
 their own finished clips: ``running`` (the job has not ended), ``partial`` (asked fewer clips, e.g.
-``max_clips``) or ``no clips`` (finished none). Notes name every clip left out and why.
+``max_clips``), ``first frames`` (``max_frames`` cut its clips short where the ranked rows scored
+more of them) or ``no clips`` (finished none). Ranked rows share one frame extent: whole clips when
+any run scored whole clips, else the longest ``max_frames`` among the runs. Notes name every clip
+left out and why.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class State(str, Enum):
     RANKED = "ranked"
     PARTIAL = "partial"
     RUNNING = "running"
+    FIRST_FRAMES = "first frames"
     NO_CLIPS = "no clips"
 
 
@@ -41,7 +45,8 @@ class RowCoverage:
     def label(self) -> str:
         """``k/n`` clips finished, followed by the state when that is why the row is not ranked."""
         text = f"{len(self.done)}/{self.total}"
-        return f"{text} {self.state.value}" if self.state in (State.PARTIAL, State.RUNNING) else text
+        shown = (State.PARTIAL, State.RUNNING, State.FIRST_FRAMES)
+        return f"{text} {self.state.value}" if self.state in shown else text
 
 
 @dataclasses.dataclass
@@ -73,11 +78,27 @@ def _one_line(reason: object, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _state(run: Run, clips: list[str], done: tuple[str, ...]) -> State:
+def frame_limit(run: Run) -> int | None:
+    """The ``max_frames`` that cut at least one of the run's finished clips short; None: whole clips."""
+    limit = run.record.config.get("max_frames")
+    if not limit or not len(run.clips) or "frames" not in run.clips:
+        return None
+    ok = run.clips[run.clips["status"] == "ok"]
+    return int(limit) if (ok["frames"] >= int(limit)).any() else None
+
+
+def _extent(limits: list[int | None]) -> int | None:
+    """The frame extent ranked rows share: whole clips (None) when any run has it, else the longest limit."""
+    return None if not limits or None in limits else max(limits)  # type: ignore[type-var]
+
+
+def _state(run: Run, clips: list[str], done: tuple[str, ...], extent: int | None) -> State:
     if not run.is_finished:
         return State.RUNNING
     if not set(clips) <= set(run.record.dataset.clips):
         return State.PARTIAL
+    if frame_limit(run) != extent:
+        return State.FIRST_FRAMES
     return State.RANKED if done else State.NO_CLIPS
 
 
@@ -85,11 +106,17 @@ WHY_NOT_RANKED = {
     State.RANKED: "",
     State.PARTIAL: "partial (asked {asked} of the {n} clips), not ranked, values over its own clips",
     State.RUNNING: "running (the job has not finished), not ranked, values over its clips so far",
+    State.FIRST_FRAMES: "scored only the first {limit} frames of each clip (max_frames), not ranked against "
+                        "{extent}, values over its own frames",
     State.NO_CLIPS: "no clip finished, not ranked",
 }
 
 
-def _row_note(run: Run, clips: list[str], row: RowCoverage) -> str | None:
+def _extent_text(extent: int | None) -> str:
+    return "whole clips" if extent is None else f"the first {extent} frames"
+
+
+def _row_note(run: Run, clips: list[str], row: RowCoverage, extent: int | None) -> str | None:
     """What a row leaves out of the dataset's clips and why; None when it has every clip and is ranked."""
     if row.state is State.RANKED and len(row.done) == row.total:
         return None
@@ -101,7 +128,8 @@ def _row_note(run: Run, clips: list[str], row: RowCoverage) -> str | None:
             reasons.setdefault(_one_line(reason), []).append(clip)
     missing = [c for c in clips if c not in row.done and not any(c in v for v in reasons.values())]
     parts = [f"{run.method} on {run.dataset}: {len(row.done)}/{row.total} clips"]
-    why = WHY_NOT_RANKED[row.state].format(asked=len(run.record.dataset.clips), n=row.total)
+    why = WHY_NOT_RANKED[row.state].format(asked=len(run.record.dataset.clips), n=row.total,
+                                           limit=frame_limit(run), extent=_extent_text(extent))
     parts += [why] if why else []
     parts += [f"{', '.join(cs)} failed: {reason}" for reason, cs in reasons.items()]
     parts += [f"{', '.join(missing)} missing: not run"] if missing else []
@@ -129,12 +157,14 @@ def coverage(merged: Merged) -> Coverage:
     for run in merged.runs:
         clips.setdefault(run.dataset, [])
         clips[run.dataset] = list(dict.fromkeys(clips[run.dataset] + run.record.dataset.clips))
+    extents = {d: _extent([frame_limit(r) for r in merged.runs if r.dataset == d and r.is_finished]) for d in clips}
     rows: dict[tuple[str, str], RowCoverage] = {}
     for run in merged.runs:
         order = clips[run.dataset]
         ok = set(run.clips.loc[run.clips["status"] == "ok", "clip"]) if len(run.clips) else set()
         done = tuple(c for c in order if c in ok)
-        rows[(run.method, run.dataset)] = RowCoverage(_state(run, order, done), done, done, len(order))
+        state = _state(run, order, done, extents[run.dataset])
+        rows[(run.method, run.dataset)] = RowCoverage(state, done, done, len(order))
     common: dict[str, tuple[str, ...]] = {}
     notes: list[str] = []
     for dataset, order in clips.items():
@@ -147,6 +177,6 @@ def coverage(merged: Merged) -> Coverage:
         note = _dataset_note(dataset, order, common[dataset], mine)
         notes += [note] if note else []
     for run in merged.runs:
-        note = _row_note(run, clips[run.dataset], rows[(run.method, run.dataset)])
+        note = _row_note(run, clips[run.dataset], rows[(run.method, run.dataset)], extents[run.dataset])
         notes += [note] if note else []
     return Coverage(rows, common, notes)

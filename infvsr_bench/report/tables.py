@@ -2,7 +2,7 @@
 
 Coverage is explicit (the rule is in ``report.coverage``): each dataset's column group starts with
 the clips each row finished out of the dataset's clips; rows are valued and ranked over the clips
-every ranked method finished, and values of rows that are not ranked (partial, running, no clips)
+every ranked method finished, and values of rows that are not ranked (partial, running, first frames, no clips)
 carry a dagger. Best and second are decided on the values as shown, so equal printed values get
 equal marks. Aggregation is explicit: ``clip_mean`` (mean over clips of each clip's frame mean, the
 field's convention) or ``frame_weighted`` (every frame counts once). Each column ranks in its own
@@ -197,8 +197,9 @@ def _legend(lb: Leaderboard, style: dict[str, Any]) -> str:
     """The footnote of every format: aggregation, the coverage rule, the marks, the ideals."""
     return (f"Aggregation: {style['escape'](lb.aggregation)}. Clips: k/n, the clips finished of the n clips the dataset's runs were asked to do. "
             "Ranked rows are valued and ranked over the common clips, those every ranked method finished; "
-            f"{style['unranked']} not ranked (partial: asked fewer clips; running: not finished; or no clip "
-            "finished), valued over its own finished clips. "
+            f"{style['unranked']} not ranked (partial: asked fewer clips; running: not finished; first frames: "
+            "max_frames cut its clips shorter than the ranked rows'; or no clip finished), valued over its "
+            "own finished clips and frames. "
             f"{style['best'].format('Best')}, {style['second'].format('second')} among ranked rows, on the "
             "values as shown; a column with an ideal ranks every value past it as the ideal "
             "(boundary ratio: 1, seams invisible; fidelity slope per 1,000 frames: 0, no drift). "
