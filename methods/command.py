@@ -4,7 +4,7 @@ External tools need the whole clip at once, so the adapter streams the LR frames
 arrive (never holding the clip in memory), runs the command in ``flush()``, then streams the tool's
 output back from disk chunk by chunk after checking its frame count and size. Per clip it keeps a
 work folder ``<work_dir>/<clip>/`` holding ``tool.log`` (the command line, then the tool's stdout
-and stderr) and ``tool_stats.json`` (exit code, wall time, peak GPU memory, output format).
+and stderr) and ``tool_stats.json`` (exit code, wall time, peak GPU memory, output codec).
 
 The command is a template (a shell string, or a list of arguments run without a shell) with
 placeholders, each substituted shell-quoted (write ``{lr_dir}``, not ``"{lr_dir}"``; a literal
@@ -14,13 +14,22 @@ brace is ``{{`` / ``}}``):
   {lr_video}   this clip's LR video (input_format ffv1 -> .mkv, x264rgb -> .mp4), lossless RGB
   {lr_root}    the folder holding only {lr_dir} or {lr_video} (for tools that take a folder of clips)
   {out_dir}    an empty folder the tool must write its output into (frames or one video)
-  {clip} {scale} {num_frames} {height} {width} {out_height} {out_width} {fps}
-  {device}     the ``device`` option verbatim (e.g. cuda:0); {gpu_index}: its index ("0")
+  {clip} {scale} {num_frames} {height} {width} {out_height} {out_width} {fps}  (sizes as the tool gets them)
+  {device}     the ``device`` option verbatim (e.g. cuda:0); {gpu_index}: the physical GPU it names
+               (cuda:1 under an inherited CUDA_VISIBLE_DEVICES=2,3 is "3"), also the GPU watched
   {python}     the ``python`` option (default: this interpreter); {work_dir}: the clip's folder
+  {repo} {weights_dir}  the options of those names (the tool's clone, its weights)
+  {wrappers}   our folder of wrapper scripts for tools without a usable CLI (methods/wrappers)
 
-Tools that need 8n+1 frames (FlashVSR) set ``frames_multiple: 8, frames_offset: 1``: the LR clip
-is padded by repeating its last frame, and the output trimmed back, so frames align one to one.
-``frames_pad_min`` adds at least that many padding frames, for tools that drop frames at the end.
+``cwd`` may use {repo} {weights_dir} {wrappers} {python}. ``required`` names the options a tool
+config cannot know (its clone, its venv's python): unset, they stop the run in one line.
+
+Frame-count rules: the LR clip is padded by repeating its last frame to ``frames_offset`` (mod
+``frames_multiple``), at least ``frames_min`` frames and ``frames_pad_min`` more than the clip, and
+the output trimmed back (FlashVSR: 8n+5, >= 21). Size rules: the LR is padded (edge pixels repeated,
+right and bottom) to multiples of ``size_multiple`` and at least ``size_min`` pixels, and the output
+cropped back to x``scale`` of the clip. Anything else comes back as a failed clip saying what the
+tool wrote and what was expected.
 """
 
 from __future__ import annotations
@@ -62,19 +71,26 @@ log = logging.getLogger("infvsr_bench")
 
 PLACEHOLDERS = (
     "lr_dir", "lr_video", "lr_root", "out_dir", "clip", "scale", "num_frames", "height", "width",
-    "out_height", "out_width", "fps", "device", "gpu_index", "python", "work_dir",
+    "out_height", "out_width", "fps", "device", "gpu_index", "python", "work_dir", "repo", "weights_dir",
+    "wrappers",
 )
+CWD_PLACEHOLDERS = ("repo", "weights_dir", "wrappers", "python")
 INPUT_FORMATS = {"png": "", "ffv1": ".mkv", "x264rgb": ".mp4"}
-# A template still holding "<CHECK ...>" came from a ready-made config whose flags were not verified.
-UNCHECKED = re.compile(r"<CHECK[^>]*>")
+WRAPPERS = Path(__file__).resolve().parent / "wrappers"
+# Codecs and frame formats that store RGB exactly; anything else (H.264/HEVC, YUV, JPEG) counts as lossy.
+LOSSLESS_CODECS = {"ffv1", "png", "rawvideo", "huffyuv", "ffvhuff", "utvideo", "qtrle"}
+LOSSLESS_FRAMES = {".png", ".bmp", ".tif", ".tiff"}
 
 
 @dataclasses.dataclass
 class CommandConfig:
     command: Any = ""  # shell string, or a list of arguments (no shell); see the module docstring
-    cwd: str = ""  # working directory of the tool ("" = this process's)
+    cwd: str = ""  # working directory of the tool ("" = this process's); {repo} etc. allowed
     env: dict | None = None  # extra environment variables (placeholders allowed)
     python: str = ""  # {python}: e.g. another venv's interpreter ("" = this interpreter)
+    repo: str = ""  # {repo}: the tool's clone
+    weights_dir: str = ""  # {weights_dir}: the tool's weights (a folder, or what the tool accepts there)
+    required: dict | None = None  # option -> what to give, e.g. {repo: "your FlashVSR clone"}: unset = error
     input_format: str = "png"  # png (frame folder) | ffv1 (.mkv) | x264rgb (.mp4, libx264rgb crf 0)
     frame_name: str = "{index:08d}.png"  # LR frame file names (png input)
     frame_start: int = 0  # index of the first LR frame file
@@ -83,6 +99,9 @@ class CommandConfig:
     frames_multiple: int = 1  # the tool needs frame counts = frames_offset (mod frames_multiple)
     frames_offset: int = 0
     frames_pad_min: int = 0  # pad at least this many frames (tools that drop frames at the end)
+    frames_min: int = 0  # pad clips shorter than this (tools with a minimum length)
+    size_multiple: int = 1  # pad the LR (edge pixels, right/bottom) to multiples of this; output cropped back
+    size_min: int = 0  # pad the LR to at least this height and width
     scale: int = 4
     chunk_size: int = 16  # LR frames per process() call and SR frames per chunk streamed back
     device: str = "cuda:0"  # for the tool only ({device}); this process does no GPU work
@@ -100,32 +119,65 @@ class CommandConfig:
             raise ValueError(f"input_format must be one of {sorted(INPUT_FORMATS)}, got {self.input_format!r}")
         if self.frames_multiple < 1 or not 0 <= self.frames_offset < self.frames_multiple:
             raise ValueError("need frames_multiple >= 1 and 0 <= frames_offset < frames_multiple")
-        if self.frames_pad_min < 0 or self.timeout < 0:
-            raise ValueError("frames_pad_min and timeout must be >= 0")
+        if min(self.frames_pad_min, self.frames_min, self.size_min, self.timeout) < 0 or self.size_multiple < 1:
+            raise ValueError("frames_pad_min, frames_min, size_min and timeout must be >= 0, size_multiple >= 1")
+        names = {f.name for f in dataclasses.fields(self)}
+        if not set(self.required or {}) <= names:
+            raise ValueError(f"required names unknown option(s) {sorted(set(self.required or {}) - names)}")
         if not self.frame_name.lower().endswith(".png"):
             raise ValueError(f"frame_name must end in .png, got {self.frame_name!r}")
 
 
-def padded_length(n: int, multiple: int, offset: int, pad_min: int = 0) -> int:
-    """The smallest L >= n + pad_min with L = offset (mod multiple); 17 -> 17, 18 -> 25 for 8n+1."""
-    low = n + pad_min
+def padded_length(n: int, multiple: int, offset: int, pad_min: int = 0, minimum: int = 0) -> int:
+    """The smallest L >= max(n + pad_min, minimum) with L = offset (mod multiple); 17 -> 17, 18 -> 25 for 8n+1."""
+    low = max(n + pad_min, minimum)
     return low + (offset - low) % multiple
 
 
-def _gpu_index(device: str) -> str:
-    m = re.fullmatch(r"(?:cuda|gpu)?:?(\d+)", device.strip())
-    return m.group(1) if m else "0"
+def padded_size(size: int, multiple: int, minimum: int = 0) -> int:
+    """The smallest multiple of ``multiple`` >= max(size, minimum): 30 -> 32 for 8."""
+    low = max(size, minimum)
+    return -(-low // multiple) * multiple
+
+
+def physical_gpu(device: str, environ: dict[str, str]) -> tuple[str, list[str] | None]:
+    """The GPU a tool's ``device`` names as this process sees it ({gpu_index}), and the GPUs to watch.
+
+    cuda:i (cuda = cuda:0) is the i-th entry of an inherited CUDA_VISIBLE_DEVICES (an index or a
+    UUID), as CUDA numbers them; without it, GPU i. A device that names no GPU (cpu) watches none ([]).
+    """
+    visible = [v.strip() for v in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    m = re.fullmatch(r"(?:(?:cuda|gpu):?)?(\d*)", device.strip())
+    if m is None:
+        return (visible[0] if visible else "0"), []
+    i = int(m.group(1) or 0)
+    if not visible:
+        return str(i), [str(i)]
+    if i >= len(visible):
+        raise ConfigError(f"method 'command': device {device} is not among the {len(visible)} GPU(s) of the "
+                          f"inherited CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']}")
+    return visible[i], [visible[i]]
+
+
+def output_codec(path: Path, reader: VideoReader) -> tuple[str, bool]:
+    """What the tool's output is stored as ("png", "h264 yuv420p", ...) and whether that is lossy for RGB."""
+    if path.is_dir():
+        suffixes = sorted({f.suffix.lower() for f in getattr(reader, "files", [])})
+        return " ".join(s.lstrip(".") for s in suffixes), not set(suffixes) <= LOSSLESS_FRAMES
+    codec, pix_fmt = getattr(reader, "codec", "?"), getattr(reader, "pix_fmt", "?")
+    return f"{codec} {pix_fmt}", codec not in LOSSLESS_CODECS
 
 
 class GpuMemoryMonitor:
     """Peak of nvidia-smi's ``memory.used`` (MiB, summed over the watched GPUs) while a tool runs.
 
-    It measures the whole GPU, other processes included: ``baseline_mib`` (before the tool starts)
-    is recorded beside ``peak_mib`` so the difference can be read. Without nvidia-smi both are None.
+    GPUs are named by nvidia-smi index or UUID (None = all, [] = none). It measures the whole GPU,
+    other processes included: ``baseline_mib`` (before the tool starts) is recorded beside
+    ``peak_mib`` so the difference can be read. Without nvidia-smi both are None.
     """
 
     def __init__(self, indices: list[str] | None, interval: float) -> None:
-        self.exe = shutil.which("nvidia-smi")
+        self.exe = shutil.which("nvidia-smi") if indices != [] else None
         self.indices = indices
         self.interval = interval
         self.baseline_mib: float | None = None
@@ -134,17 +186,17 @@ class GpuMemoryMonitor:
         self._thread: threading.Thread | None = None
 
     def query(self) -> float | None:
-        args = [self.exe, "--query-gpu=index,memory.used", "--format=csv,noheader,nounits"]
+        args = [self.exe, "--query-gpu=index,uuid,memory.used", "--format=csv,noheader,nounits"]
         try:
             out = subprocess.run(args, capture_output=True, text=True, timeout=10, check=False).stdout
         except (OSError, subprocess.SubprocessError):
             return None
         used = []
         for line in out.strip().splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) == 2 and (self.indices is None or parts[0] in self.indices):
+            *names, memory = [p.strip() for p in line.split(",")]
+            if names and (self.indices is None or set(names) & set(self.indices)):
                 try:
-                    used.append(float(parts[1]))
+                    used.append(float(memory))
                 except ValueError:
                     continue
         return sum(used) if used else None
@@ -192,6 +244,24 @@ class _PngFramesWriter(FrameWriter):
         return {"format": "png", "codec": "png", "pix_fmt": "rgb24", "lossless": True}
 
 
+def _fields(template: str) -> set[str]:
+    """The placeholder names in a template; ConfigError for a malformed one."""
+    try:
+        return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise ConfigError(f"method 'command': bad template {template!r}: {exc}") from None
+
+
+def _interpreter(python: str, title: str) -> str:
+    """The ``python`` option as a runnable path (this interpreter when unset); ConfigError when it is not one."""
+    if not python:
+        return sys.executable
+    found = shutil.which(str(Path(python).expanduser()))
+    if found is None:
+        raise ConfigError(f"{title}: method.python={python} is not an executable")
+    return found
+
+
 class Command(Method):
     """Runs an external VSR command once per clip; LR in and SR out go through disk."""
 
@@ -212,31 +282,34 @@ class Command(Method):
             self.template = ""
         if not self.template:
             raise ConfigError("method 'command' needs method.command=<command template>")
+        self.title = f"method {config.label or 'command'!r}"
+        for key, what in (config.required or {}).items():
+            if not str(getattr(config, key) or "").strip():
+                raise ConfigError(f"{self.title} needs method.{key}=<{what}> (unset)")
         parts = [self.template] if isinstance(self.template, str) else self.template
         parts = parts + [str(v) for v in (config.env or {}).values()]
-        scanned = parts + [config.cwd, config.python, config.output]
-        unchecked = [m.group(0) for p in scanned for m in UNCHECKED.finditer(p)]
-        if unchecked:
-            raise ConfigError(
-                f"method 'command' ({config.label or 'no label'}): the config still holds "
-                f"{unchecked[0][:80]}: fill it in from the tool's README before running"
-            )
-        formatter = string.Formatter()
-        for part in parts:
-            try:
-                fields = {f for _, f, _, _ in formatter.parse(part) if f is not None}
-            except ValueError as exc:
-                raise ConfigError(f"method 'command': bad template {part!r}: {exc}") from None
-            bad = sorted(f for f in fields if f not in PLACEHOLDERS)
+        for part, allowed in [(p, PLACEHOLDERS) for p in parts] + [(config.cwd, CWD_PLACEHOLDERS)]:
+            fields = _fields(part)
+            bad = sorted(f for f in fields if f not in allowed)
             if bad:
-                raise ConfigError(f"method 'command': unknown placeholder(s) {bad}; valid: {list(PLACEHOLDERS)}")
+                raise ConfigError(f"method 'command': unknown placeholder(s) {bad}; valid: {list(allowed)}")
             wrong = "lr_video" if config.input_format == "png" else "lr_dir"
             if wrong in fields:
                 raise ConfigError(
                     f"method 'command': {{{wrong}}} does not exist with input_format={config.input_format}"
                 )
-        if config.cwd and not Path(config.cwd).expanduser().is_dir():
-            raise ConfigError(f"method 'command': cwd {config.cwd} is not a folder")
+        self.static = {
+            "repo": str(Path(config.repo).expanduser()) if config.repo else "",
+            "weights_dir": str(Path(config.weights_dir).expanduser()) if config.weights_dir else "",
+            "wrappers": str(WRAPPERS),
+            "python": _interpreter(config.python, self.title),
+        }
+        if config.repo and not Path(self.static["repo"]).is_dir():
+            raise ConfigError(f"{self.title}: method.repo={config.repo} is not a folder")
+        self.cwd = config.cwd.format(**self.static) if config.cwd else ""
+        if self.cwd and not Path(self.cwd).expanduser().is_dir():
+            raise ConfigError(f"{self.title}: cwd {self.cwd} is not a folder")
+        self.gpu_index, self.watch = physical_gpu(config.device, dict(os.environ))
         if config.work_dir:
             self.work_root = Path(config.work_dir).expanduser().resolve()
             self.work_root.mkdir(parents=True, exist_ok=True)
@@ -260,8 +333,13 @@ class Command(Method):
         return dict(self.last_clip_stats)
 
     def chunk_layout(self) -> list[int] | None:
-        """The declared ``chunk_layout`` over the clip's frames; None (not applicable) when undeclared."""
-        return None if self.chunk_rule is None else self.chunk_rule.chunk_starts(self.clip.num_frames)
+        """The declared ``chunk_layout`` over the clip's frames; None (not applicable) when undeclared,
+        [] for chunks of one frame ({every: 1}: a tool working frame by frame has no seams)."""
+        if self.chunk_rule is None:
+            return None
+        if self.chunk_rule.every == 1 and self.chunk_rule.first in (None, 1):
+            return []
+        return self.chunk_rule.chunk_starts(self.clip.num_frames)
 
     # -- streaming in ---------------------------------------------------------------------------
 
@@ -280,7 +358,9 @@ class Command(Method):
         self.input_root.mkdir(parents=True)
         self.last_clip_stats = {}
         suffix = INPUT_FORMATS[self.config.input_format]
-        self.lr_path = self.input_root / f"{safe}{suffix}"
+        # ASCII without dots: tools tell a frame folder from a video by its suffix (RealBasicVSR).
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", clip.name) or "clip"
+        self.lr_path = self.input_root / f"{stem}{suffix}"
         self._frames_in = 0
         self._last: np.ndarray | None = None
         self._lr_hw: tuple[int, int] = (clip.lr_height, clip.lr_width)
@@ -303,6 +383,9 @@ class Command(Method):
         if len(lr) == 0:
             return
         self._lr_hw = tuple(lr.shape[1:3])  # type: ignore[assignment]
+        th, tw = self.tool_size()
+        if (th, tw) != self._lr_hw:  # the tool's size rule: repeat the edge pixels right and bottom
+            lr = np.pad(lr, ((0, 0), (0, th - lr.shape[1]), (0, tw - lr.shape[2]), (0, 0)), mode="edge")
         self._open_writer().write(lr)
         self._frames_in += len(lr)
         self._last = lr[-1].copy()
@@ -310,8 +393,13 @@ class Command(Method):
 
     # -- the tool -------------------------------------------------------------------------------
 
+    def tool_size(self) -> tuple[int, int]:
+        """The LR height and width the tool gets: the clip's, padded to its size rule."""
+        return tuple(padded_size(s, self.config.size_multiple, self.config.size_min)  # type: ignore[return-value]
+                     for s in self._lr_hw)
+
     def _values(self, padded: int) -> dict[str, str]:
-        h, w = self._lr_hw
+        h, w = self.tool_size()
         video = self.config.input_format != "png"
         return {
             "lr_dir": "" if video else str(self.lr_path),
@@ -327,9 +415,9 @@ class Command(Method):
             "out_width": str(w * self.scale),
             "fps": f"{self.clip.fps:g}",
             "device": self.config.device,
-            "gpu_index": _gpu_index(self.config.device),
-            "python": self.config.python or sys.executable,
+            "gpu_index": self.gpu_index,
             "work_dir": str(self.clip_dir),
+            **self.static,
         }
 
     def command_line(self, values: dict[str, str]) -> str | list[str]:
@@ -345,10 +433,10 @@ class Command(Method):
         cmd = self.command_line(values)
         env = dict(os.environ)
         env.update({str(k): str(v).format(**values) for k, v in (self.config.env or {}).items()})
-        cwd = str(Path(self.config.cwd).expanduser()) if self.config.cwd else None
+        cwd = str(Path(self.cwd).expanduser()) if self.cwd else None
         shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
-        watch = [_gpu_index(self.config.device)] if re.search(r"\d", self.config.device) else None
-        stats: dict[str, Any] = {"tool_log": str(self.log_path), "tool_input_frames": padded}
+        stats: dict[str, Any] = {"tool_log": str(self.log_path), "tool_input_frames": padded,
+                                 "tool_input_size": f"{values['width']}x{values['height']}"}
         with open(self.log_path, "w", buffering=1) as logf:
             logf.write(f"# command: {shown}\n# cwd: {cwd or os.getcwd()}\n")
             if self.config.env:
@@ -357,7 +445,7 @@ class Command(Method):
             logf.flush()
             start = time.perf_counter()
             try:
-                with GpuMemoryMonitor(watch, self.config.gpu_poll_seconds) as gpu:
+                with GpuMemoryMonitor(self.watch, self.config.gpu_poll_seconds) as gpu:
                     proc = subprocess.Popen(cmd, shell=isinstance(cmd, str), cwd=cwd, env=env, stdout=logf,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
@@ -410,18 +498,20 @@ class Command(Method):
             reader = open_video(path, fps=self.clip.fps)
         except VideoReadError as exc:
             raise self._fail(f"unreadable output ({exc})") from None
-        h, w = self._lr_hw
+        h, w = self.tool_size()
         want = (h * self.scale, w * self.scale)
         low, high = (n, padded) if padded > n else (n, n)
-        fmt = "frames" if path.is_dir() else f"{getattr(reader, 'codec', '?')} {getattr(reader, 'pix_fmt', '?')}"
-        self.last_clip_stats.update({"tool_output_frames": reader.num_frames, "tool_output_format": fmt})
+        codec, lossy = output_codec(path, reader)
+        self.last_clip_stats.update({"tool_output_frames": reader.num_frames, "tool_output_codec": codec,
+                                     "tool_output_lossy": lossy})
         if not low <= reader.num_frames <= high:
             expect = f"{n}" if low == high else f"{low} to {high} (input padded to {padded})"
             raise self._fail(f"the command wrote {reader.num_frames} frames to {path}, expected {expect}")
         if reader.size != want:
+            padded_from = "" if (h, w) == self._lr_hw else f", padded from {self._lr_hw[1]}x{self._lr_hw[0]}"
             raise self._fail(
                 f"the command wrote {reader.width}x{reader.height} frames to {path}, "
-                f"expected {want[1]}x{want[0]} (x{self.scale} of {w}x{h})"
+                f"expected {want[1]}x{want[0]} (x{self.scale} of {w}x{h}{padded_from})"
             )
         return reader
 
@@ -439,7 +529,7 @@ class Command(Method):
                 self._cleanup(folders)
                 return iter(())
             padded = padded_length(n, self.config.frames_multiple, self.config.frames_offset,
-                                   self.config.frames_pad_min)
+                                   self.config.frames_pad_min, self.config.frames_min)
             if padded > n:
                 self._open_writer().write(np.repeat(self._last[None], padded - n, axis=0))
             self._close_writer()
@@ -453,12 +543,14 @@ class Command(Method):
             self._close_writer(abort=True)
             self._cleanup(folders)
             raise
-        return self._stream(reader, n, folders, self.clip.name, self.log_path)
+        crop = (self._lr_hw[0] * self.scale, self._lr_hw[1] * self.scale)
+        return self._stream(reader, n, crop, folders, self.clip.name, self.log_path)
 
-    def _stream(self, reader: VideoReader, n: int, folders: tuple[Path, ...], clip: str,
+    def _stream(self, reader: VideoReader, n: int, crop: tuple[int, int], folders: tuple[Path, ...], clip: str,
                 log_path: Path) -> Iterator[np.ndarray]:
-        """Chunks of the first ``n`` output frames; uses only its arguments, so an iterator
-        abandoned mid-clip cannot touch the next clip's files."""
+        """Chunks of the first ``n`` output frames, cropped to ``crop`` (the size padding's share
+        removed); uses only its arguments, so an iterator abandoned mid-clip cannot touch the next
+        clip's files."""
         buf: list[np.ndarray] = []
         count = 0
         try:
@@ -466,7 +558,7 @@ class Command(Method):
                 for frame in reader.iter_frames():
                     if count == n:
                         break
-                    buf.append(frame)
+                    buf.append(frame[: crop[0], : crop[1]])
                     count += 1
                     if len(buf) == self.chunk_size:
                         yield np.stack(buf)

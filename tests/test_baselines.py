@@ -199,7 +199,7 @@ def test_command_scores_equal_the_same_upscaler_in_process(folder_dataset, tmp_p
     np.testing.assert_array_equal(ext["ssim"].to_numpy(), ref["ssim"].to_numpy())
     stats = json.loads((work / "clip1" / "tool_stats.json").read_text())
     assert stats["tool_exit_code"] == 0 and stats["tool_seconds"] > 0 and stats["tool_input_frames"] == 13
-    assert stats["tool_output_frames"] == 13 and stats["tool_output_format"] == "frames"
+    assert stats["tool_output_frames"] == 13 and stats["tool_output_codec"] == "png" and not stats["tool_output_lossy"]
     assert "tool: wrote 13 frames" in (work / "clip1" / "tool.log").read_text()
     assert not (work / "clip1" / "input").exists()  # frames removed, log kept
     if hasattr(Method, "clip_record"):  # a runner that records per-clip method facts
@@ -277,20 +277,12 @@ def test_command_config_errors(tmp_path):
         build_method({"name": "command", "command": "tool {input} {out_dir}"})
     with pytest.raises(ConfigError, match=r"\{lr_video\} does not exist with input_format=png"):
         build_method({"name": "command", "command": "tool {lr_video} {out_dir}"})
-    with pytest.raises(ConfigError, match="still holds <CHECK: path of the SeedVR clone>"):
-        build_method({"name": "command", "command": "tool {lr_root}", "cwd": "<CHECK: path of the SeedVR clone>"})
-    # the shipped tool configs (resolved through their defaults list, as the CLI does) refuse to run
-    # until their unverified parts are filled in
-    from omegaconf import OmegaConf
-
-    from infvsr_bench.cli import compose
-
-    for name in ("flashvsr", "seedvr2", "star", "upscale_a_video", "mgld_vsr", "dove", "realbasicvsr",
-                 "infvsr_official"):
-        options = OmegaConf.to_container(compose([f"method={name}"]).method, resolve=True)
-        assert options["name"] == "command" and options["label"]
-        with pytest.raises(ConfigError, match="fill it in from the tool's README"):
-            build_method({**options, "work_dir": str(tmp_path / name)})
+    with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) \['clip'\]"):
+        build_method({"name": "command", "command": "tool {lr_dir}", "cwd": "/data/{clip}"})
+    with pytest.raises(ConfigError, match="method 'mytool': method.repo=/no/such/dir is not a folder"):
+        build_method({"name": "command", "command": "tool {lr_dir}", "repo": "/no/such/dir", "label": "mytool"})
+    with pytest.raises(ConfigError, match="method.python=/no/such/python is not an executable"):
+        build_method({"name": "command", "command": "{python} tool.py", "python": "/no/such/python"})
 
 
 # -- torch_module -----------------------------------------------------------------------------------
