@@ -75,7 +75,7 @@ TOOLS = [m for m in METHOD_CHOICES if _yaml(f"method/{m}").get("defaults") == ["
 def test_external_tool_configs_start_from_command():
     tools = set(METHOD_CHOICES) - {"command"}
     with_command_name = {t for t in tools if _composed("method", t)["name"] == "command"}
-    assert set(TOOLS) == with_command_name and len(TOOLS) == 8
+    assert set(TOOLS) == with_command_name and len(TOOLS) == 9
 
 
 @pytest.mark.parametrize("tool", TOOLS)

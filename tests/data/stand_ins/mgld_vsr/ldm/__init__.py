@@ -1,0 +1,1 @@
+# ldm package of the MGLD-VSR repo (no setup.py: needs PYTHONPATH at the repo root)

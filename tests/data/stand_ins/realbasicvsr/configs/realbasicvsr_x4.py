@@ -1,0 +1,1 @@
+# stand-in for configs/realbasicvsr_x4.py

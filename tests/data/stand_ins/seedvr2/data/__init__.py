@@ -1,0 +1,1 @@
+# data package of the SeedVR repo (imported from projects/: needs PYTHONPATH at the repo root)
