@@ -9,6 +9,16 @@ from infvsr_bench.errors import ConfigError
 
 
 @dataclasses.dataclass
+class ShardConfig:
+    """This worker's part of a run: shard ``index`` of ``count`` (clips balanced by frame count,
+    infvsr_bench/shards.py); a clip's lease older than ``lease_timeout_s`` is taken over."""
+
+    count: int = 1
+    index: int = 0
+    lease_timeout_s: float = 120.0
+
+
+@dataclasses.dataclass
 class RunConfig:
     """Top-level options of ``run``; method/dataset/metrics are validated by their own schemas."""
 
@@ -28,6 +38,10 @@ class RunConfig:
     score_through: str = "lossless"
     overwrite: bool = False
     progress: bool = True
+    # Decode, run the method, score and write in overlapping threads (same results; false: one thread).
+    pipeline: bool = True
+    # Which clips this worker does and how workers share a run folder; not part of a run's identity.
+    shard: ShardConfig = dataclasses.field(default_factory=ShardConfig)
 
 
 def register_schemas() -> None:

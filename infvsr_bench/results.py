@@ -5,28 +5,35 @@ Layout of a run folder::
     run.json                 config, git hash, versions, metric infos, method info, hardware, timings
     clips/<folder>/frames.parquet per-frame values of one finished clip (folder: ``clip_folder_name``)
     clips/<folder>/clip.json      the clip's row, naming the clip; written last, so it marks the clip as finished
+    clips/<folder>/lease.json     while a worker does the clip: its claim (infvsr_bench/leases.py)
     frames.parquet / .csv    all clips' per-frame values
     clips.parquet / .csv     one row per clip (status ok / failed with the reason)
 
-Every file is written to a temp name and renamed, so ``kill -9`` never leaves a torn file.
+Every file is written to a temp name and renamed, so ``kill -9`` never leaves a torn file. Any number
+of workers may share a folder: clips are claimed with leases, and the tables are rebuilt from the
+clip files by whichever worker finishes last and by ``merge`` (the same files give the same tables).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib.metadata
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.run_record import RunRecord, identity_differences
+from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder
+from infvsr_bench.run_record import RunRecord, RunStatus, identity_differences, read_run_record
 
 RECORDED_PACKAGES = (
     "infvsr-bench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "decord2",
@@ -35,7 +42,7 @@ RECORDED_PACKAGES = (
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")  # unique across workers
     try:
         write(tmp)
         with open(tmp, "rb") as f:
@@ -126,7 +133,7 @@ class RunStore:
         self.clips_dir = self.dir / "clips"
         try:
             self.clips_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".write-probe-{os.getpid()}"
+            probe = self.dir / f".write-probe-{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
             probe.write_text("")
             probe.unlink()
         except OSError as exc:
@@ -180,8 +187,41 @@ class RunStore:
                 path.unlink(missing_ok=True)
         write_json(folder / "clip.json", row, sort_keys=False)
 
+    def lease_path(self, clip: str) -> Path:
+        return self.clips_dir / clip_folder_name(clip) / "lease.json"
+
+    def claim(self, clip: str, timeout_s: float) -> Lease | None:
+        """This worker's lease on ``clip``; None while another worker holds it."""
+        path = self.lease_path(clip)
+        path.parent.mkdir(exist_ok=True)
+        return Lease.acquire(path, timeout_s)
+
+    def row_time(self, clip: str) -> float:
+        """When the clip's row was written (seconds since the epoch)."""
+        return (self.clips_dir / clip_folder_name(clip) / "clip.json").stat().st_mtime
+
+    def _snapshot(self, clip_order: list[str]) -> list[tuple[int, int, int] | None]:
+        """Identity of every clip row file: it changes whenever a worker writes a row."""
+        out: list[tuple[int, int, int] | None] = []
+        for clip in clip_order:
+            try:
+                st = (self.clips_dir / clip_folder_name(clip) / "clip.json").stat()
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return out
+
     def consolidate(self, clip_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Rebuild the run-level tables from the finished clips, in dataset order."""
+        """Rebuild the run-level tables from the clip files, in dataset order. Done again when a row
+        changed meanwhile, so the last worker to write leaves tables holding every row."""
+        while True:
+            before = self._snapshot(clip_order)
+            tables = self._consolidate_once(clip_order)
+            if self._snapshot(clip_order) == before:
+                return tables
+
+    def _consolidate_once(self, clip_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         rows, frames, curves = [], [], []
         for clip in clip_order:
             row = self.clip_row(clip)
@@ -202,5 +242,75 @@ class RunStore:
             write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
         return frames_df, clips_df
 
+    def merge(self, lease_timeout_s: float = 120.0) -> "MergeSummary":
+        """Rebuild the tables of the run in this folder (its clips from ``run.json``) and set the
+        record's status, counts, timings and end time from the clip files alone, so merging twice,
+        or after workers finished in any order, gives the same tables and record."""
+        while True:
+            record = read_run_record(self.dir)
+            order = record.dataset.clips
+            before = self._snapshot(order)
+            frames, clips = self._consolidate_once(order)
+            summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s)
+            ok = clips[clips["status"] == "ok"] if len(clips) else clips
+            record.status = summary.status
+            record.clips_ok, record.clips_failed = len(summary.ok), len(summary.failed)
+            record.finished = None
+            if summary.status in (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES):
+                last = max(self.row_time(c) for c in order) if order else 0.0
+                record.finished = dt.datetime.fromtimestamp(last, dt.timezone.utc).isoformat()
+            record.timings = {
+                "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
+                "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
+                "method_peak_rss_mib": float(ok["method_peak_rss_mib"].max()) if len(ok) else None,
+                "process_peak_rss_mib": float(ok["process_peak_rss_mib"].max()) if len(ok) else None,
+            }
+            self.write_record(record)
+            if self._snapshot(order) == before:
+                return summary
+
     def write_record(self, record: RunRecord) -> None:
         write_json(self.dir / "run.json", record.to_dict())
+
+
+@dataclass
+class MergeSummary:
+    """What a merge found: the tables, the run's clips by state, and the status that follows."""
+
+    frames: pd.DataFrame
+    clips: pd.DataFrame
+    status: RunStatus
+    ok: list[str]
+    failed: dict[str, str]  # clip -> reason
+    missing: list[str]  # no row yet
+    running: dict[str, str]  # clip (missing or failed) -> the worker holding its lease
+
+    @classmethod
+    def of(cls, frames: pd.DataFrame, clips: pd.DataFrame, order: list[str], store: RunStore,
+           lease_timeout_s: float) -> "MergeSummary":
+        rows = {r["clip"]: r for r in clips.to_dict("records")} if len(clips) else {}
+        ok = [c for c in order if rows.get(c, {}).get("status") == "ok"]
+        failed = {c: str(rows[c].get("reason")) for c in order if c in rows and rows[c].get("status") != "ok"}
+        missing = [c for c in order if c not in rows]
+        running = {c: describe(read_holder(store.lease_path(c))) for c in [*failed, *missing]
+                   if store.lease_path(c).exists() and not is_stale(store.lease_path(c), lease_timeout_s)}
+        if not failed and not missing:
+            status = RunStatus.COMPLETE
+        elif running:
+            status = RunStatus.RUNNING
+        elif not missing:
+            status = RunStatus.COMPLETE_WITH_FAILURES
+        else:
+            status = RunStatus.INCOMPLETE
+        return cls(frames, clips, status, ok, failed, missing, running)
+
+    def describe(self) -> str:
+        """A few lines: counts and status, then every clip not finished and why."""
+        n = len(self.ok) + len(self.failed) + len(self.missing)
+        lines = [f"{len(self.ok)}/{n} clips ok, {len(self.failed)} failed, {len(self.missing)} missing; "
+                 f"status {self.status.value}"]
+        lines += [f"  failed: {c}: {reason}" for c, reason in self.failed.items()]
+        lines += [f"  missing: {c}" + (f" (in progress by {self.running[c]})" if c in self.running else "")
+                  for c in self.missing]
+        lines += [f"  retrying: {c} (by {self.running[c]})" for c in self.failed if c in self.running]
+        return "\n".join(lines)

@@ -18,16 +18,19 @@ from typing import Any, Mapping
 from infvsr_bench.errors import ConfigError
 
 FORMAT_VERSION = 2
-# Top-level config keys that change results (max_clips only selects clips; output options do not).
+# Top-level config keys that change results. Not these: max_clips and shard only select clips (the
+# shards of one run share its identity and folder), pipeline and the output options change no value.
 RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed", "score_through")
 
 
 class RunStatus(str, Enum):
-    """Where a run stands: ``running`` until the job ends, then complete with or without failed clips."""
+    """Where a run stands, from its clip files: complete (with or without failed clips) once every clip
+    has a row; before that ``running`` while a worker holds a lease, else ``incomplete`` (no worker at it)."""
 
     RUNNING = "running"
     COMPLETE = "complete"
     COMPLETE_WITH_FAILURES = "complete_with_failures"
+    INCOMPLETE = "incomplete"
 
 
 @dataclasses.dataclass
