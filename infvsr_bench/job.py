@@ -11,24 +11,44 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from infvsr_bench.errors import ConfigError
+from infvsr_bench import shards
+from infvsr_bench.config import ShardConfig, from_options
+from infvsr_bench.errors import ConfigError, VideoReadError
+from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
-from infvsr_bench.memory import PROBE, MemoryAccount, process_peak_rss_mib
+from infvsr_bench.leases import HOST
+from infvsr_bench.memory import PROBE, MemoryAccount
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.results import RunStore, environment
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, fingerprint, run_identity
+from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, read_run_record, run_identity
 from infvsr_bench.runner import MemoryAccounts, run_all
 from methods.base import build_method
-from vsr_datasets.benchmark import load_dataset
+from vsr_datasets.benchmark import ClipEntry, load_dataset
 
 log = logging.getLogger("infvsr_bench")
 
 
+class _RunLog(logging.FileHandler):
+    """The run folder's ``run.log`` (one per process at a time; lines name the worker)."""
+
+
 def _add_file_log(run_dir: Path) -> None:
-    handler = logging.FileHandler(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for old in [h for h in log.handlers if isinstance(h, _RunLog)]:  # an earlier job of this process
+        log.removeHandler(old)
+        old.close()
+    handler = _RunLog(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {HOST}:%(process)d %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+def clip_frames(clip: ClipEntry, max_frames: int | None) -> int:
+    """Frames the run will process of ``clip`` (0 when unreadable: it fails wherever it lands)."""
+    try:
+        n = open_video(clip.lr).num_frames
+    except VideoReadError:
+        return 0
+    return n if max_frames is None else min(n, max_frames)
 
 
 def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
@@ -57,6 +77,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
         config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     except Exception as exc:  # omegaconf interpolation errors
         raise ConfigError(f"config: {exc}".splitlines()[0]) from None
+    shard = from_options(ShardConfig, config.pop("shard", None) or {}, "shard")  # the worker's, not the run's
+    shards.check(shard)
     store = RunStore(run_dir)
     _add_file_log(run_dir)
     score_through = SCORE_THROUGH.get(config["score_through"])  # a typo fails before anything is built
@@ -75,6 +97,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     clips = dataset.clips[: config["max_clips"]] if config["max_clips"] else dataset.clips
     if dataset.scale != method.scale:
         raise ConfigError(f"dataset {dataset.name} is x{dataset.scale} but method {method.name} is x{method.scale}")
+    frames = [clip_frames(c, config["max_frames"]) for c in clips] if shard.count > 1 else [0] * len(clips)
+    mine = shards.select(clips, frames, shard)
 
     method_info, metric_infos = method.info(), [m.info() for m in metrics]
     data = DatasetRecord(dataset.name, dataset.scale, [c.name for c in clips], dataset.record.get("kind", ""),
@@ -84,28 +108,33 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     record = RunRecord(
         config=config, identity=identity, fingerprint=fingerprint(identity), method=method_info,
         metrics=metric_infos, dataset=data, environment={**environment(), "memory_probe": PROBE},
-        started=dt.datetime.now(dt.timezone.utc).isoformat(),
+        started=_first_start(run_dir, fingerprint(identity)),
     )
     store.write_record(record)
-    log.info("run %s: %d clips, method %s, metrics %s", run_dir, len(clips), method.name, [m.column for m in metrics])
-    frames, clip_table = run_all(
-        clips, method, metrics, store,
+    log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
+             len(mine), len(clips), method.name, [m.column for m in metrics])
+    run_all(
+        mine, method, metrics, store,
         max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
         output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
-        score_through=score_through,
+        score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
+        lease_timeout_s=shard.lease_timeout_s,
     )
-    failed = int((clip_table["status"] != "ok").sum()) if not clip_table.empty else 0
-    ok = clip_table[clip_table["status"] == "ok"] if not clip_table.empty else clip_table
-    record.finished = dt.datetime.now(dt.timezone.utc).isoformat()
-    record.status = RunStatus.COMPLETE if failed == 0 else RunStatus.COMPLETE_WITH_FAILURES
-    record.clips_ok, record.clips_failed = len(clip_table) - failed, failed
-    record.timings = {
-        "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
-        "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
-        "method_peak_rss_mib": float(ok["method_peak_rss_mib"].max()) if len(ok) else None,
-        "process_peak_rss_mib": process_peak_rss_mib(),
-    }
-    store.write_record(record)
-    print(summary_table(clip_table, [m.column for m in metrics]))
+    summary = store.merge(shard.lease_timeout_s)
+    print(summary_table(summary.clips, [m.column for m in metrics]))
+    print(summary.describe())
     print(f"results: {run_dir}")
+    failed = sum(c.name in summary.failed for c in mine)
     return 0 if failed == 0 else 1
+
+
+def _first_start(run_dir: Path, fingerprint: str) -> str:
+    """When this run began: kept from the folder's record of the same run (another worker, an earlier
+    attempt), else now."""
+    try:
+        previous = read_run_record(run_dir)
+    except ConfigError:
+        previous = None
+    if previous is not None and previous.fingerprint == fingerprint:
+        return previous.started
+    return dt.datetime.now(dt.timezone.utc).isoformat()

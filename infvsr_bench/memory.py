@@ -3,12 +3,15 @@ inside that component's own calls, so one column never includes another's models
 
 On Linux the process's peak resident size (VmHWM) is reset before each call (``/proc/self/clear_refs``),
 so a call's transient peak is measured exactly; elsewhere only call boundaries are seen (``probe``
-says which). CUDA uses the caching allocator's counters (``memory_allocated``, reset peaks).
+says which). CUDA uses the caching allocator's counters (``memory_allocated``, reset peaks). Both are
+process-wide, so windows are exclusive: one thread's window waits for another's to end, and no
+component's calls run inside another's window (the pipelined runner relies on this).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ def _can_reset_peak() -> bool:
 
 
 PROBE = "vmhwm" if _can_reset_peak() else "call_boundaries"
+_WINDOW = threading.RLock()  # held for the whole of a ``with account:`` window
 
 
 class _Process:
@@ -109,15 +113,29 @@ class MemoryAccount:
         self.peak_rss, self.peak_cuda = max(self.resident_rss, 0.0), max(self.resident_cuda, 0.0)
 
     def __enter__(self) -> "MemoryAccount":
+        _WINDOW.acquire()
+        try:
+            self._open_window()
+        except BaseException:
+            _WINDOW.release()
+            raise
+        return self
+
+    def _open_window(self) -> None:
         _reset_rss_peak()
         self._rss0 = current_rss_mib()
         if self.cuda:
             _Process.cuda_mib = max(_Process.cuda_mib, torch.cuda.max_memory_allocated(self.device) / MIB)
             torch.cuda.reset_peak_memory_stats(self.device)
             self._cuda0 = torch.cuda.memory_allocated(self.device) / MIB
-        return self
 
     def __exit__(self, *exc: Any) -> None:
+        try:
+            self._close_window()
+        finally:
+            _WINDOW.release()
+
+    def _close_window(self) -> None:
         rss1 = current_rss_mib()
         peak = _hwm_mib() if PROBE == "vmhwm" else max(rss1, self._rss0)
         self.peak_rss = max(self.peak_rss, self.resident_rss + peak - self._rss0)

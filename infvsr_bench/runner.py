@@ -3,6 +3,12 @@
 The runner is the only place that knows methods, data and metrics together. It times the method
 alone, validates every output chunk, aligns outputs with GT by frame index, and turns a problem
 with one clip into a failed row (with the reason) while the run goes on with the other clips.
+
+Pipelined (the default), LR and GT are decoded ahead by reader threads and the metrics and the writer
+consume SR chunks in their own threads while the method works on the next chunk, all behind bounded
+queues (infvsr_bench/pipeline.py); the same calls in the same order, so the same results as on one
+thread. The method's time and memory stay its own: its timer runs only inside its calls, and memory
+windows are exclusive (infvsr_bench/memory.py), so metric updates wait while the method is in a call.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -22,8 +29,10 @@ from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
+from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
 from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib
 from infvsr_bench.metrics import Metric
+from infvsr_bench.pipeline import Stages
 from infvsr_bench.results import RunStore, clip_folder_name
 from methods.base import ClipInfo, Method
 from vsr_datasets.benchmark import ClipEntry
@@ -52,7 +61,7 @@ def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
 
 @dataclass
 class ClipOutcome:
-    frames: pd.DataFrame
+    frames: pd.DataFrame | None  # None for a failed clip
     row: dict[str, Any]
     curves: pd.DataFrame | None = None
 
@@ -112,17 +121,21 @@ def run_clip(
     progress: bool = True,
     memory: MemoryAccounts | None = None,
     score_through: LossyEncoding | None = None,
+    pipeline: bool = True,
+    lease: Lease | None = None,
 ) -> ClipOutcome:
     """Process and score one clip; raises ClipError / VideoReadError for problems with this clip.
 
     With ``score_through`` the metrics see the SR frames after that lossy encode and decode (outside
     the method's timer; frames reach them after the codec's latency); saved outputs stay the method's.
+    ``pipeline`` overlaps the stages in threads (see the module docstring); a ``lease`` that another
+    worker takes over stops the clip between chunks (LeaseLost).
     """
     memory = memory or MemoryAccounts.for_method(method)
     lr = open_video(clip.lr)
     total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
     needs_gt = any(m.needs_gt for m in metrics)
-    gt_frames: Iterator[np.ndarray] | None = None
+    gt = None
     if clip.gt is not None:
         gt = open_video(clip.gt)
         if gt.num_frames != lr.num_frames:
@@ -132,7 +145,6 @@ def run_clip(
                 f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{method.scale} "
                 f"is {lr.width * method.scale}x{lr.height * method.scale}"
             )
-        gt_frames = gt.iter_frames()
     elif needs_gt:
         names = [m.column for m in metrics if m.needs_gt]
         raise ClipError(f"no GT for this clip, but full-reference metric(s) {names} need it")
@@ -151,6 +163,7 @@ def run_clip(
     timer = _Timer(method.device)
     done = scored = 0
     feed_starts: list[int] = []
+    stages = Stages(threaded=pipeline)
 
     def score(sr: np.ndarray) -> None:
         nonlocal scored
@@ -169,17 +182,26 @@ def run_clip(
         n = sr.shape[0]
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
-        score(sr if codec is None else codec.push(sr))
-        if writer is not None:
-            writer.write(sr)
+        if pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
+            sr = sr.copy()  # the method may reuse its output buffer while other threads still read it
+        scorer.put(sr)
+        if saver is not None:
+            saver.put(sr)
         done += n
 
     try:
-        with tqdm(total=total, desc=clip.name, unit="frame", leave=False, disable=not progress) as bar:
+        with stages, tqdm(total=total, desc=clip.name, unit="frame", leave=False, disable=not progress) as bar:
+            # GT one chunk ahead and LR two chunks ahead (reader threads); SR chunks to the metrics and
+            # the writer, two waiting each: memory bounded by the chunk size, never by the clip length.
+            gt_frames = stages.prefetch(gt.iter_frames(), method.chunk_size, "gt") if gt is not None else None
+            scorer = stages.sink(score if codec is None else lambda sr: score(codec.push(sr)), 2, "metrics")
+            saver = stages.sink(writer.write, 2, "writer") if writer is not None else None
             with memory.method:
                 method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
             start = 0
-            for chunk in lr.iter_chunks(method.chunk_size, max_frames=total):
+            for chunk in stages.prefetch(lr.iter_chunks(method.chunk_size, max_frames=total), 2, "lr"):
+                if lease is not None:
+                    lease.check()
                 feed_starts.append(start)
                 start += len(chunk)
                 with memory.method, timer:
@@ -194,10 +216,13 @@ def run_clip(
                 if sr is None:
                     break
                 consume(sr)
-        if done != total:
-            raise ClipError(f"method returned {done} frames for {total} input frames")
-        if codec is not None:
-            score(codec.finish())
+            if done != total:
+                raise ClipError(f"method returned {done} frames for {total} input frames")
+            scorer.finish()
+            if codec is not None:
+                score(codec.finish())
+            if saver is not None:
+                saver.finish()
         if writer is not None:
             writer.close()
     except BaseException:
@@ -258,30 +283,59 @@ def run_all(
     progress: bool = True,
     memory: MemoryAccounts | None = None,
     score_through: LossyEncoding | None = None,
+    pipeline: bool = True,
+    run_clips: list[str] | None = None,
+    lease_timeout_s: float = 120.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every unfinished clip; finished clips are skipped, failed ones retried."""
-    order = [c.name for c in clips]
+    """Run every unfinished clip of ``clips`` and return the tables of ``run_clips`` (the whole run's
+    clips in order; default ``clips``). Finished clips are skipped and failed ones retried, except those
+    another worker failed since this call began; a clip leased by another worker is left to it."""
+    order = run_clips or [c.name for c in clips]
     memory = memory or MemoryAccounts.for_method(method)
     suffix = {"png": ""}.get(output_codec, ".mkv")
+    began = time.time()
     for clip in tqdm(clips, desc=f"{method.name}", unit="clip", disable=not progress):
         if store.is_finished(clip.name):
             log.info("clip %s: already finished, skipped", clip.name)
             continue
-        out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if save_outputs else None
-        if out is not None:
-            out.parent.mkdir(exist_ok=True)
-        try:
-            outcome = run_clip(clip, method, metrics, max_frames, out, output_codec, progress, memory, score_through)
-        except (ClipError, VideoReadError) as exc:
-            log.error("clip %s failed: %s", clip.name, exc)
-            store.write_clip(clip.name, None, failed_row(clip.name, str(exc)))
-        except InfvsrError:
-            raise
-        except Exception as exc:  # a crash inside a method must not take the other clips down
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("clip %s failed: %s", clip.name, reason)
-            store.write_clip(clip.name, None, failed_row(clip.name, reason))
-        else:
+        lease = store.claim(clip.name, lease_timeout_s)
+        if lease is None:
+            log.info("clip %s: in progress by %s, skipped", clip.name, describe(read_holder(store.lease_path(clip.name))))
+            continue
+        with lease:
+            row = store.clip_row(clip.name)  # again, now that no other worker can be writing it
+            if row is not None and row.get("status") == "ok":
+                log.info("clip %s: already finished, skipped", clip.name)
+                continue
+            if row is not None and store.row_time(clip.name) >= began:
+                log.info("clip %s: failed in another worker since this one started, not retried now", clip.name)
+                continue
+            log.info("clip %s: processing", clip.name)
+            out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if save_outputs else None
+            if out is not None:
+                out.parent.mkdir(exist_ok=True)
+            outcome = _attempt(clip.name, partial(run_clip, clip, method, metrics, max_frames, out, output_codec,
+                                                  progress, memory, score_through, pipeline, lease))
+            if outcome is None or lease.lost:
+                log.warning("clip %s: its lease was taken over by %s; the result is left to that worker",
+                            clip.name, describe(lease.lost_to))
+                continue
             store.write_clip(clip.name, outcome.frames, outcome.row, outcome.curves)
         store.consolidate(order)
     return store.consolidate(order)
+
+
+def _attempt(clip: str, work: Callable[[], ClipOutcome]) -> ClipOutcome | None:
+    """The clip's outcome, or a failed row for a problem with this clip; None when its lease was lost."""
+    try:
+        return work()
+    except LeaseLost:
+        return None
+    except (ClipError, VideoReadError) as exc:
+        reason = str(exc)
+    except InfvsrError:
+        raise
+    except Exception as exc:  # a crash inside a method must not take the other clips down
+        reason = f"{type(exc).__name__}: {exc}"
+    log.error("clip %s failed: %s", clip, reason)
+    return ClipOutcome(None, failed_row(clip, reason))
