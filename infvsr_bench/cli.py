@@ -7,6 +7,7 @@ gives one 'did you mean' line; every user-facing error is one line on stderr wit
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ commands:
   verify   re-check a built benchmark's checksums            (verify <folder>)
   download fetch pretrained files explicitly (online)        (download <group|metric|method> ... [weights_dir=<folder>])
   report   leaderboards and figures from run folders          (report runs/** out=reports/x)
+  merge    rebuild a run's tables from its clip files         (merge runs/longform_mini/bicubic)
 
 Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 """
@@ -71,7 +73,7 @@ def check_option_keys(overrides: list[str]) -> None:
     of Hydra's multi-line 'not in struct' (appending with ``+`` is left to Hydra and the schemas).
     Valid keys are the fields of the schema dataclasses, so a key a config inherits or leaves at its
     default is accepted; the group's yaml only says which method / dataset kind a choice names."""
-    from infvsr_bench.config import RunConfig
+    from infvsr_bench.config import RunConfig, ShardConfig
 
     top = _fields(RunConfig) | {"hydra"}
     for item in overrides:
@@ -90,6 +92,8 @@ def check_option_keys(overrides: list[str]) -> None:
                 raise ConfigError(f"unknown option {head}.{key} for {head} {name!r}; {did_you_mean(key, keys)}")
         elif head == "metrics" and key:
             _check_metric_option(item, key, overrides)
+        elif head == "shard" and key and key not in _fields(ShardConfig):
+            raise ConfigError(f"unknown option shard.{key}; {did_you_mean(key, _fields(ShardConfig))}")
 
 
 def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
@@ -206,18 +210,13 @@ def cmd_run(overrides: list[str]) -> int:
         check_overrides(overrides)
     register_schemas()
     status = {"code": 0}
+    launching_pid = os.getpid()
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def task(cfg) -> None:
-        from hydra.core.hydra_config import HydraConfig
+        from infvsr_bench.launch import run_job
 
-        from infvsr_bench.job import execute
-
-        try:
-            status["code"] = execute(cfg, Path(HydraConfig.get().runtime.output_dir))
-        except InfvsrError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            status["code"] = 2
+        status["code"] = max(status["code"], run_job(cfg, launching_pid))
 
     sys.argv = [sys.argv[0], *overrides]
     task()
@@ -298,8 +297,25 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
+def cmd_merge(args: list[str]) -> int:
+    """Rebuild run folders' tables and records from their clip files; 0 when every clip is ok."""
+    from infvsr_bench.results import RunStore
+
+    if not args or any("=" in a for a in args):
+        raise ConfigError("usage: python -m infvsr_bench merge <run folder> ...")
+    code = 0
+    for folder in map(Path, args):
+        if not (folder / "run.json").is_file():
+            raise ConfigError(f"{folder}: not a run folder (no run.json)")
+        summary = RunStore(folder).merge()
+        print(f"{folder}: {summary.describe()}")
+        code = max(code, 0 if summary.status.value == "complete" else 1)
+    return code
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run, "build": cmd_build, "verify": cmd_verify, "download": cmd_download, "report": cmd_report,
+    "merge": cmd_merge,
 }
 
 
