@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from methods.infvsr.rope import apply_rope, rope_split, rope_tables
 
@@ -188,6 +189,8 @@ class WanDiT(nn.Module):
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.num_layers))
         self.head = Head(config)
+        # Training only: recompute each block's activations in the backward pass instead of storing them.
+        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -217,8 +220,10 @@ class WanDiT(nn.Module):
         rope = rope_tables(cfg.dim // cfg.num_heads, grid, start_frame, dtype=cfg.rope_dtype, device=x.device)
 
         new_cache: KVCache = []
+        checkpointed = self.gradient_checkpointing and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, context, t_mod, rope, None if kv_cache is None else kv_cache[i])
+            args = (x, context, t_mod, rope, None if kv_cache is None else kv_cache[i])
+            x, kv = checkpoint(block, *args, use_reentrant=False) if checkpointed else block(*args)
             new_cache.append(kv)
         return self._unpatchify(self.head(x, t), grid), new_cache
 

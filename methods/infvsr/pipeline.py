@@ -111,6 +111,15 @@ class InfVSRPipeline:
     def process(self, lr: torch.Tensor, new_scene: bool, update_reference: bool = False) -> torch.Tensor:
         """One chunk [B,3,T,H,W] in [-1,1] (float32, any device) -> [B,3,T,sH,sW] in [-1,1]."""
         t, h, w = lr.shape[2:]
+        restored = self.step(self.encode(lr, new_scene, update_reference))
+        with self._stage("decode"):
+            frames = self.vae.decode_chunk(restored, self.state.decoder_cache)
+        return frames[:, :, :t, : h * self.scale, : w * self.scale]
+
+    @torch.no_grad()
+    def encode(self, lr: torch.Tensor, new_scene: bool, update_reference: bool = False) -> torch.Tensor:
+        """A chunk's x_t: scene bookkeeping and reference, then x4 upscale, padding and the causal VAE encode."""
+        h, w = lr.shape[3:]
         if self.lr_size is None:
             self.lr_size = (h, w)
         elif self.lr_size != (h, w):
@@ -126,13 +135,19 @@ class InfVSRPipeline:
                 lr = lr.to(self.device)
             hr = pad_chunk(upscale(lr.float(), self.scale), first).to(self.device, self.dtype)
         with self._stage("encode"):
-            latents = self.vae.encode_chunk(hr, self.state.encoder_cache, first_chunk=first)
+            return self.vae.encode_chunk(hr, self.state.encoder_cache, first_chunk=first)
+
+    def step(self, latents: torch.Tensor, keep_cache_graph: bool = False) -> torch.Tensor:
+        """The one step, shared by inference and training: DiT velocity at the fixed timestep with the
+        previous chunk's keys/values, ``x_t - sigma * v``; rolls the KV cache and the RoPE offset.
+
+        Runs in the caller's grad mode; the cache kept for the next chunk is detached unless
+        ``keep_cache_graph`` (training: gradients from a later chunk then reach this one through it).
+        """
         with self._stage("dit"):
-            timestep = torch.tensor([self.timestep], device=self.device, dtype=self.dtype)
-            pred, self.state.kv_cache = self.dit(latents, timestep, self.context, self.state.start_frame,
-                                                 self.state.kv_cache)
+            timestep = torch.full((latents.shape[0],), self.timestep, device=self.device, dtype=self.dtype)
+            pred, cache = self.dit(latents, timestep, self.context, self.state.start_frame, self.state.kv_cache)
             restored = restore_latents(latents, pred, self.sigma)
-        with self._stage("decode"):
-            frames = self.vae.decode_chunk(restored, self.state.decoder_cache)
+        self.state.kv_cache = cache if keep_cache_graph else [(k.detach(), v.detach()) for k, v in cache]
         self.state.start_frame += latents.shape[2]
-        return frames[:, :, :t, : h * self.scale, : w * self.scale]
+        return restored

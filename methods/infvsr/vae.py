@@ -512,6 +512,10 @@ class WanVAE(nn.Module):
 
         A sequence's first chunk has T = 1 mod 4 (frame 0 is encoded alone), later ones T = 0 mod 4.
         """
+        return self.encode(x, cache, first_chunk)
+
+    def encode(self, x: Tensor, cache: StreamCache, first_chunk: bool) -> Tensor:
+        """``encode_chunk`` in the caller's grad mode (training the VAE differentiates through it)."""
         _, c, t, h, w = x.shape
         step = self.temporal_factor
         if c != 3 or h % self.spatial_factor or w % self.spatial_factor:
@@ -539,6 +543,9 @@ class WanVAE(nn.Module):
     @torch.no_grad()
     def decode_latent(self, z: Tensor, cache: StreamCache) -> Tensor:
         """One normalised latent frame [B,z,1,h,w] -> frames [B,3,n,8h,8w] in [-1,1] (n = 1 first, then 4)."""
+        return self._decode_frame(z, cache)
+
+    def _decode_frame(self, z: Tensor, cache: StreamCache) -> Tensor:
         if z.shape[1] != self.z_dim or z.shape[2] != 1:
             raise ValueError(f"expected one latent frame [B,{self.z_dim},1,h,w], got {tuple(z.shape)}")
         if z.shape[-2] * self.spatial_factor > self.tiling.threshold:
@@ -555,3 +562,7 @@ class WanVAE(nn.Module):
     def decode_chunk(self, z: Tensor, cache: StreamCache) -> Tensor:
         """Decode a chunk [B,z,f,h,w] latent frame by latent frame and concatenate the frames in time."""
         return torch.cat([self.decode_latent(z[:, :, i:i + 1], cache) for i in range(z.shape[2])], dim=2)
+
+    def decode(self, z: Tensor, cache: StreamCache) -> Tensor:
+        """``decode_chunk`` in the caller's grad mode (pixel losses differentiate through the frozen decoder)."""
+        return torch.cat([self._decode_frame(z[:, :, i:i + 1], cache) for i in range(z.shape[2])], dim=2)
