@@ -27,6 +27,7 @@ commands:
   download fetch pretrained files explicitly (online)        (download <group|metric|method> ... [weights_dir=<folder>])
   report   leaderboards and figures from run folders          (report runs/** out=reports/x)
   merge    rebuild a run's tables from its clip files         (merge runs/longform_mini/bicubic)
+  train    train a model from a recipe in conf/train          (train infvsr_tiny [key=value ...])
 
 Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 """
@@ -181,12 +182,35 @@ def _last(overrides: list[str], key: str) -> str | None:
 
 
 def _preflight_weights(overrides: list[str]) -> None:
-    """A method whose weights are missing fails here, in well under a second (no torch import)."""
-    from infvsr_bench.weights import files_for, locate
+    """A method whose weights are missing fails here, in well under a second (no torch import).
+
+    method=infvsr mirrors its ``weights`` rule: ``tiny`` needs the infvsr-tiny file, ``auto`` (the
+    default) the four official files or else that file, ``pretrained`` and ``random`` the official files.
+    """
+    from infvsr_bench.weights import CATALOGUE, files_for, locate
 
     method = _last(overrides, "method")
-    if method:
-        locate(files_for(method), _last(overrides, "method.weights_dir") or None)
+    if not method:
+        return
+    folder = _last(overrides, "method.weights_dir") or None
+    files = list(files_for(method))
+    if method == "infvsr":
+        tiny = CATALOGUE["infvsr/infvsr_tiny.safetensors"]
+        files = [f for f in files if f is not tiny]
+        choice = _last(overrides, "method.weights") or "auto"
+        if choice == "tiny" or (choice == "auto" and not _all_found(files, folder)):
+            files = [tiny]
+    locate(files, folder)
+
+
+def _all_found(files: list, folder: str | None) -> bool:
+    from infvsr_bench.weights import WeightsMissingError, locate
+
+    try:
+        locate(files, folder)
+    except WeightsMissingError:
+        return False
+    return True
 
 
 def compose(overrides: list[str]):
@@ -297,6 +321,20 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
+def cmd_train(args: list[str]) -> int:
+    """Train from a recipe: train <recipe> [key=value ...] (Hydra overrides of conf/train/<recipe>.yaml)."""
+    names, overrides = [a for a in args if "=" not in a], [a for a in args if "=" in a]
+    recipes = group_options("train")
+    if len(names) != 1:
+        raise ConfigError(f"usage: python -m infvsr_bench train <recipe> [key=value ...]; recipes: {', '.join(recipes)}")
+    if names[0] not in recipes:
+        raise UnknownNameError(f"unknown train recipe {names[0]!r}; {did_you_mean(names[0], recipes)}")
+    from methods.infvsr.training.trainer import load_recipe, train
+
+    print(f"trained: {train(load_recipe(conf_dir() / 'train', names[0], overrides))}")
+    return 0
+
+
 def cmd_merge(args: list[str]) -> int:
     """Rebuild run folders' tables and records from their clip files; 0 when every clip is ok."""
     from infvsr_bench.results import RunStore
@@ -316,6 +354,7 @@ def cmd_merge(args: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run, "build": cmd_build, "verify": cmd_verify, "download": cmd_download, "report": cmd_report,
     "merge": cmd_merge,
+    "train": cmd_train,
 }
 
 

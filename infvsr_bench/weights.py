@@ -205,6 +205,11 @@ _FILES = (
     WeightFile("infvsr", "Wan2.1_VAE.pth", "Wan2.1 VAE", repo_id="Wan-AI/Wan2.1-T2V-1.3B", used_by=("infvsr",)),
     WeightFile("infvsr", "ram_swin_large_14m.pth", "RAM Swin-L", source=SEESR, used_by=("infvsr",)),
     WeightFile("infvsr", "DAPE.pth", "DAPE LoRA", source=SEESR, used_by=("infvsr",)),
+    # Not an official file: the same modules at small sizes, trained by `python -m infvsr_bench train infvsr_tiny`;
+    # `method=infvsr` falls back to it when the four files above are absent (its sha256 is in tiny/infvsr_tiny.json).
+    WeightFile("infvsr", "infvsr_tiny.safetensors", "infvsr-tiny, InfVSR's modules at small sizes trained by infvsr-bench",
+               source="infvsr-bench itself (methods/infvsr/tiny/); retrain: python -m infvsr_bench train infvsr_tiny",
+               shipped=("methods", "infvsr/tiny/infvsr_tiny.safetensors")),
 )
 # The catalogue, by "<group>/<file>".
 CATALOGUE: dict[str, WeightFile] = {f.key: f for f in _FILES}

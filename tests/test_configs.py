@@ -18,7 +18,9 @@ from infvsr_bench.metrics import METRICS
 from methods import METHODS
 from vsr_datasets.benchmark import DATASET_KINDS
 
-CONFIGS = sorted(p.relative_to(conf_dir()).with_suffix("").as_posix() for p in conf_dir().glob("*/*.yaml"))
+# Run configs; conf/train/ holds training recipes, a schema of their own (tests/test_infvsr_training.py).
+CONFIGS = sorted(p.relative_to(conf_dir()).with_suffix("").as_posix() for p in conf_dir().glob("*/*.yaml")
+                 if p.parent.name != "train")
 
 
 def _composed(group: str, choice: str) -> dict:
