@@ -96,7 +96,7 @@ def test_official_layout_reproduces_the_fixture(infvsr, fixture):
 
 def test_missing_weights_name_every_file_and_source(tmp_path):
     with pytest.raises(InfvsrError) as err:
-        build_method({"name": "infvsr", "weights_dir": str(tmp_path)})
+        build_method({"name": "infvsr", "weights_dir": str(tmp_path), "weights": "pretrained"})
     message = str(err.value)
     for name in ("InfVSR.ckpt", "Wan2.1_VAE.pth", "ram_swin_large_14m.pth", "DAPE.pth"):
         assert name in message

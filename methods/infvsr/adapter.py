@@ -1,15 +1,18 @@
 """InfVSR behind the common method contract: LR frames in, SR frames out, streamed chunk by chunk.
 
-The weights folder must hold the four official files in its ``infvsr/`` folder (see
-``checkpoints.FILES``); a DiT ``config.json`` with ``model_config`` next to them (the official
-layout) selects another DiT size.
-Without the files the constructor fails at once, naming each missing file and its source.
+Weights (``weights``): ``pretrained`` needs the four official files in the weights folder's
+``infvsr/`` (see ``checkpoints.FILES``; a DiT ``config.json`` with ``model_config`` next to them, the
+official layout, selects another DiT size) and fails at once naming each missing file; ``auto`` (the
+default) uses them when present and otherwise the ``infvsr-tiny`` model (the same modules at small
+sizes, trained here; shipped in ``tiny/``), with one notice line and the ``tiny`` label on every
+result; ``tiny`` always uses it; ``random`` labels official-layout files holding random weights (tests).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +21,26 @@ import torch
 
 from infvsr_bench.devices import DTYPES, resolve_dtype
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.weights import WeightsKind
+from infvsr_bench.weights import CATALOGUE, WeightsKind, WeightsMissingError, group_dir, locate, resolve
 from methods.base import Method
-from methods.infvsr.checkpoints import load_strict, read_state, resolve_files
-from methods.infvsr.dit import WanDiT, WanDiTConfig
+from methods.infvsr.architecture import ARCHITECTURES, Architecture, Modules
+from methods.infvsr.checkpoints import FILES, load_official, read_safetensors, resolve_files
+from methods.infvsr.dit import WanDiTConfig
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.scenes import Chunk, SceneChunker
-from methods.infvsr.vae import TileConfig, WanVAE
-from methods.infvsr.visual_encoder import VisualEncoder, merge_dape, select_ram_keys
+from methods.infvsr.vae import CONV_FORMS, TileConfig
 
-# Labels a user may give the loaded files (every result carries it).
-WEIGHTS_CHOICES = (WeightsKind.PRETRAINED, WeightsKind.RANDOM, WeightsKind.TINY)
+log = logging.getLogger("infvsr_bench")
+# The infvsr-tiny model: <weights folder>/infvsr/infvsr_tiny.safetensors, else the copy shipped in tiny/.
+TINY_FILE = CATALOGUE["infvsr/infvsr_tiny.safetensors"]
+# auto: official files when present, else infvsr-tiny; the others as the module docstring says.
+WEIGHTS_CHOICES = ("auto", WeightsKind.PRETRAINED, WeightsKind.TINY, WeightsKind.RANDOM)
 
 
 @dataclasses.dataclass
 class InfVSRConfig:
     weights_dir: str = ""  # the weights folder (default $INFVSR_WEIGHTS, else ~/.cache/infvsr_bench/weights); files in infvsr/
-    weights: str = "pretrained"  # "pretrained" | "random" | "tiny": labels every result
+    weights: str = "auto"  # auto | pretrained | tiny | random (module docstring); labels every result
     device: str = "auto"
     dtype: str = "auto"  # bfloat16 on CUDA, float32 on CPU
     scale: int = 4
@@ -47,14 +53,27 @@ class InfVSRConfig:
     upscale_on_device: bool = False
     compile: bool = False  # torch.compile the DiT
     compile_vae_norms: bool = False  # fuse each VAE norm+SiLU pair into one compiled kernel
+    # The VAE's stride-1 causal convs: conv3d, taps_summed or taps_stacked (same values to 1e-5); auto =
+    # conv3d for the official files (the parity-tested form), taps_summed for infvsr-tiny (2x faster on CPUs).
+    vae_conv_form: str = "auto"
 
     def __post_init__(self) -> None:
         if self.weights not in WEIGHTS_CHOICES:
             raise ValueError(f"weights must be one of {[str(w) for w in WEIGHTS_CHOICES]}, got {self.weights!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.vae_conv_form not in ("auto", "conv3d", *CONV_FORMS):
+            raise ValueError(f"vae_conv_form must be auto, conv3d or one of {sorted(CONV_FORMS)}, got {self.vae_conv_form!r}")
         if self.rope_dtype not in ("float64", "float32"):
             raise ValueError(f"rope_dtype must be float64 or float32, got {self.rope_dtype!r}")
+
+
+def _official_present(folder: str | None) -> bool:
+    try:
+        locate(FILES.values(), folder)
+    except WeightsMissingError:
+        return False
+    return True
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
@@ -78,48 +97,65 @@ class InfVSR(Method):
 
     def __init__(self, config: InfVSRConfig) -> None:
         super().__init__(config)
-        self.weights = WeightsKind(config.weights)
-        paths, self.checksums = resolve_files(config.weights_dir or None)  # fails at once, before anything heavy
+        folder = config.weights_dir or None
+        tiling = TileConfig(threshold=config.vae_tile_threshold)
+        rope = getattr(torch, config.rope_dtype)
+        # Files are found (or reported missing) at once, before anything heavy is built.
+        if config.weights == WeightsKind.TINY or (config.weights == "auto" and not _official_present(folder)):
+            modules, self.architecture, self.card = self._tiny(folder, tiling, rope)
+            self.weights = WeightsKind.TINY
+        else:
+            paths, self.checksums = resolve_files(folder)
+            self.weights = WeightsKind.RANDOM if config.weights == WeightsKind.RANDOM else WeightsKind.PRETRAINED
+            self.architecture = dataclasses.replace(ARCHITECTURES.get("infvsr"),
+                                                    dit=self._dit_config(paths["dit"].parent, rope))
+            modules = load_official(self.architecture.build("meta", seed=None, tiling=tiling), paths)
+            self.card = {}
         self.dtype = resolve_dtype(config.dtype, self.device)
-        dit_config = self._dit_config(paths["dit"].parent, config)
-        with torch.device("meta"):
-            dit = WanDiT(dit_config)
-            vae = WanVAE(tiling=TileConfig(threshold=config.vae_tile_threshold))
-            encoder = VisualEncoder()
-        load_strict(dit, read_state(paths["dit"], mmap=True), paths["dit"].name)
-        vae_state = read_state(paths["vae"])
-        load_strict(vae, vae_state.get("model_state", vae_state), paths["vae"].name)
-        ram = read_state(paths["ram"], mmap=True)
-        if "model" not in ram:
-            raise ConfigError(f"{paths['ram']}: expected the RAM checkpoint's weights under 'model'")
-        try:
-            encoder_state = merge_dape(select_ram_keys(ram["model"]), read_state(paths["dape"]))
-        except ValueError as exc:
-            raise ConfigError(f"{paths['dape'].name}: {exc}") from None
-        load_strict(encoder, encoder_state, f"{paths['ram'].name} + {paths['dape'].name}")
-        encoder.init_buffers()
-        modules = [m.to(self.device, self.dtype).eval().requires_grad_(False) for m in (dit, vae, encoder)]
+        dit, vae, encoder = (m.to(self.device, self.dtype).eval().requires_grad_(False) for _, m in modules.items())
+        tiny = self.weights == WeightsKind.TINY
+        vae.set_conv_form(config.vae_conv_form if config.vae_conv_form != "auto" else "taps_summed" if tiny else "conv3d")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-            vae.to_channels_last()  # measured 11% faster and 1 GiB lower peak at 720p (benchmarks/RESULTS.md)
+        if self.device.type == "cuda" or tiny:
+            # CUDA: 11% faster, 1 GiB lower peak at 720p (benchmarks/RESULTS.md); the tiny VAE on CPUs: 1.9x faster.
+            vae.to_channels_last()
+        self._params = sum(p.numel() for m in (dit, vae, encoder) for p in m.parameters())
         if config.compile:
-            modules[0] = torch.compile(modules[0])
+            dit = torch.compile(dit)
         if config.compile_vae_norms:
             vae.compile_norms()
-        self._params = sum(p.numel() for m in (dit, vae, encoder) for p in m.parameters())
-        self.pipeline = InfVSRPipeline(*modules, scale=self.scale, device=self.device, dtype=self.dtype,
+        self.pipeline = InfVSRPipeline(dit, vae, encoder, scale=self.scale, device=self.device, dtype=self.dtype,
                                        upscale_on_device=config.upscale_on_device)
         self.chunker = SceneChunker(config.scene_detection, config.scene_threshold, config.reference_threshold)
 
+    def _tiny(self, folder: str | None, tiling: TileConfig, rope: torch.dtype) -> tuple[Modules, Architecture, dict]:
+        """The infvsr-tiny model: sizes and model card from the file's metadata, weights loaded strictly."""
+        found = resolve([TINY_FILE], folder)[TINY_FILE.filename]
+        self.checksums = {found.path.name: found.sha256}
+        tensors, metadata = read_safetensors(found.path)
+        try:
+            arch = Architecture.from_json(metadata["architecture"])
+            card = json.loads(metadata.get("card", "{}"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{found.path}: not an infvsr-tiny file ({exc})") from None
+        arch = dataclasses.replace(arch, dit=dataclasses.replace(arch.dit, rope_dtype=rope))
+        modules = arch.build("meta", seed=None, tiling=tiling)
+        modules.load_state_dict(tensors)
+        if self.config.weights == "auto":
+            log.warning("notice: the official InfVSR files are not in %s; running %s instead (%s), labelled %s-tiny "
+                        "in every record", group_dir("infvsr", folder), arch.name, card.get("summary", "no model card"),
+                        self.name)
+        return modules, arch, card
+
     @staticmethod
-    def _dit_config(folder: Path, config: InfVSRConfig) -> WanDiTConfig:
-        rope = {"rope_dtype": getattr(torch, config.rope_dtype)}
+    def _dit_config(folder: Path, rope: torch.dtype) -> WanDiTConfig:
         cfg_file = folder / "config.json"
         if not cfg_file.is_file():
-            return WanDiTConfig(**rope)
+            return WanDiTConfig(rope_dtype=rope)
         try:
             model_config = json.loads(cfg_file.read_text())["model_config"]
-            return WanDiTConfig.from_model_config(model_config, **rope)
+            return WanDiTConfig.from_model_config(model_config, rope_dtype=rope)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{cfg_file}: not an InfVSR model config ({exc})") from None
 
@@ -131,7 +167,8 @@ class InfVSR(Method):
         return dict(self.checksums)
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "sigma": self.pipeline.sigma,
+        tiny = {"model_card": {k: v for k, v in self.card.items() if k != "config"}} if self.card else {}
+        return {**super().info(), "architecture": self.architecture.name, **tiny, "sigma": self.pipeline.sigma,
                 "effective_sigma": self.pipeline.effective_sigma, "timestep": self.pipeline.timestep}
 
     def reset(self, clip) -> None:
