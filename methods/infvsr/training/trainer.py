@@ -235,7 +235,10 @@ def export(cfg: TrainConfig, out: Path, products: Products, summaries: dict[str,
         "config": dataclasses.asdict(cfg),
     }
     path = out / f"{cfg.export}.safetensors"
-    write_safetensors(path, tensors, {"architecture": arch.to_json(), "card": json.dumps(card)})
+    metadata = {"architecture": arch.to_json(), "card": json.dumps(card)}
+    # safetensors orders metadata keys arbitrarily: an unchanged export is kept, so its sha256 stays valid.
+    if not path.is_file() or read_safetensors(path)[1] != metadata:
+        write_safetensors(path, tensors, metadata)
     write_json(out / f"{cfg.export}.json", {**card, "sha256": sha256_file(path)})
     log.info("exported %s (%s)", path, card["summary"])
     return path
