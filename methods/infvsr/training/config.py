@@ -109,7 +109,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
     weights_dir: str = ""  # weights folder for official files and the LPIPS trunk
     progress: bool = True
-    overwrite: bool = False  # start again instead of resuming a stage trained with another config
+    overwrite: bool = False  # retrain a stage whose checkpoints or product come from another config (else refused)
     keep_checkpoints: int = 2
     export: str = ""  # file stem to write the final model as (shipped format + model card); "" = none
     smoke: bool = False  # a smoke model: the exported card says so, never presented as trained

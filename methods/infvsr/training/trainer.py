@@ -125,13 +125,19 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def _final_summary(final: Path, digest: str, steps: int) -> dict[str, Any] | None:
-    """The summary of a finished stage when it is this very stage at this many steps, else None."""
+def _final_summary(final: Path, digest: str, steps: int, overwrite: bool, name: str) -> dict[str, Any] | None:
+    """The summary of a finished stage when it is this very stage at this many steps, else None; a product
+    of another config is refused unless ``overwrite``."""
     if not final.is_file():
         return None
     _, metadata = read_safetensors(final)
+    if metadata.get("digest") != digest:
+        if not overwrite:
+            raise ConfigError(f"stage {name}: {final} was trained with another config; "
+                              "use another output_dir, or overwrite=true to retrain it")
+        return None
     summary = json.loads(metadata.get("summary", "{}"))
-    return summary if metadata.get("digest") == digest and summary.get("steps") == steps else None
+    return summary if summary.get("steps") == steps else None
 
 
 def _start(task: Task, folder: Path, digest: str, stage: StageConfig, overwrite: bool, name: str) -> tuple[int, float]:
@@ -171,8 +177,8 @@ def run_stage(ctx: StageContext, sampler: ClipSampler, val_clips: list, folder: 
 
     stage, cfg = ctx.stage, ctx.config
     final = folder / "final.safetensors"
-    done = _final_summary(final, digest, stage.steps)
-    if done is not None and not cfg.overwrite:
+    done = _final_summary(final, digest, stage.steps, cfg.overwrite, ctx.name)
+    if done is not None:
         log.info("stage %s: already trained (%d steps), skipped", ctx.name, stage.steps)
         return done
     folder.mkdir(parents=True, exist_ok=True)
