@@ -45,6 +45,26 @@ def downscale(frames: np.ndarray, scale: int = 4) -> np.ndarray:
     return y.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
+def clips_folder(root: Path, lengths: dict[str, int]) -> Path:
+    """A user-layout dataset (LR/ + GT/) at ``root``: one real clip per name, of the given length."""
+    for i, (name, n) in enumerate(lengths.items()):
+        gt = real_frames(n, seed=i)
+        write_clip(root / "GT" / f"{name}.mkv", gt)
+        write_clip(root / "LR" / f"{name}.mkv", downscale(gt))
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: small CPU convolutions are fastest so, and robust to a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def folder_dataset(tmp_path: Path):
     """A user-layout dataset (LR/ + GT/) with three short real clips; returns a builder."""

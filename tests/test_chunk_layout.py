@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import downscale, real_frames, write_clip
 from test_infvsr_scene_plan import official_plan
 
@@ -24,13 +23,7 @@ from vsr_datasets.benchmark import ClipEntry, load_dataset
 from vsr_datasets.sources import build_source
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: small CPU convolutions are fastest so, and robust to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("n", [1, 9, 10, 21, 40, 100])

@@ -4,7 +4,6 @@ meta device, and the training data kept apart from every evaluation recipe."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from infvsr_bench.errors import ConfigError
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, count_parameters
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.training import flow
-from methods.infvsr.training.checkpoint import latest_checkpoint, load_checkpoint, read_safetensors
+from methods.infvsr.training.checkpoint import latest_checkpoint, load_checkpoint
 from methods.infvsr.training.config import DataConfig, LossWeights, StageConfig, TrainConfig
 from methods.infvsr.training.data import source_keys
 from methods.infvsr.training.losses import dmd_loss, flow_matching_loss, pixel_loss, temporal_loss

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import downscale, real_frames, write_clip
+from conftest import clips_folder
 
 from infvsr_bench.cli import main
 from infvsr_bench.io.readers import open_video
@@ -76,12 +76,6 @@ for _cls in (_Delayed, _Raises):
         METHODS.register(_cls.name, _cls)
 
 
-def _dataset(root: Path, lengths: dict[str, int]) -> Path:
-    for i, (name, n) in enumerate(lengths.items()):
-        gt = real_frames(n, seed=i)
-        write_clip(root / "GT" / f"{name}.mkv", gt)
-        write_clip(root / "LR" / f"{name}.mkv", downscale(gt))
-    return root
 
 
 def _run(tmp_path: Path, root: Path, name: str, *extra: str) -> Path:
@@ -99,7 +93,7 @@ def _results(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.parametrize("method", ["bicubic", "test_delayed"])
 def test_pipelined_tables_equal_sequential_row_for_row(tmp_path, method):
-    root = _dataset(tmp_path / "data", {"c0": 11, "c1": 7, "c2": 9})
+    root = clips_folder(tmp_path / "data", {"c0": 11, "c1": 7, "c2": 9})
     args = (f"method.name={method}", "method.chunk_size=3", "metrics=[psnr,ssim,tof,ewarp_dis]", "save_outputs=true")
     sequential = _run(tmp_path, root, "sequential", *args, "pipeline=false")
     pipelined = _run(tmp_path, root, "pipelined", *args, "pipeline=true")
@@ -114,7 +108,7 @@ def test_pipelined_tables_equal_sequential_row_for_row(tmp_path, method):
 
 
 def test_pipelined_lossy_scoring_equals_sequential(tmp_path):
-    root = _dataset(tmp_path / "data", {"c0": 10})
+    root = clips_folder(tmp_path / "data", {"c0": 10})
     args = ("method.chunk_size=4", "metrics=[psnr,ssim]", "score_through=x264_yuv420p_q7")
     seq = _results(_run(tmp_path, root, "sequential", *args, "pipeline=false"))
     pipe = _results(_run(tmp_path, root, "pipelined", *args))
@@ -137,7 +131,7 @@ def _corrupt(path: Path) -> None:
 
 
 def test_a_method_raising_mid_clip_fails_that_clip_and_no_thread_is_left(tmp_path):
-    root = _dataset(tmp_path / "data", {"a_long": 40, "b_short": 4})
+    root = clips_folder(tmp_path / "data", {"a_long": 40, "b_short": 4})
     baseline = threading.active_count()
     reasons = {}
     for pipeline in (False, True):
@@ -151,7 +145,7 @@ def test_a_method_raising_mid_clip_fails_that_clip_and_no_thread_is_left(tmp_pat
 
 
 def test_a_corrupt_gt_or_lr_read_in_a_reader_thread_fails_only_that_clip(tmp_path):
-    root = _dataset(tmp_path / "data", {"a_ok": 12, "b_bad_gt": 60, "c_bad_lr": 60, "d_ok": 8})
+    root = clips_folder(tmp_path / "data", {"a_ok": 12, "b_bad_gt": 60, "c_bad_lr": 60, "d_ok": 8})
     _corrupt(root / "GT" / "b_bad_gt.mkv")
     _corrupt(root / "LR" / "c_bad_lr.mkv")
     baseline = threading.active_count()
@@ -217,7 +211,7 @@ class _Busy(Metric):
 
 
 def _one_clip(tmp_path: Path, method: Bicubic, metric: Metric) -> pd.Series:
-    root = _dataset(tmp_path / "data", {"c0": 12})
+    root = clips_folder(tmp_path / "data", {"c0": 12})
     clips = [ClipEntry("c0", root / "LR" / "c0.mkv", root / "GT" / "c0.mkv")]
     _, table = run_all(clips, method, [metric], RunStore(tmp_path / "run"), progress=False, pipeline=True)
     row = table.iloc[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import downscale, real_frames, write_clip
+from conftest import clips_folder, real_frames, write_clip
 
 from infvsr_bench.cli import main
 from infvsr_bench.errors import ConfigError
@@ -25,18 +25,10 @@ def run_cli(*args: str) -> int:
     return main(["run", *args, "progress=false"])
 
 
-def _dataset(root: Path, names_lengths: dict[str, int]) -> Path:
-    for i, (name, n) in enumerate(names_lengths.items()):
-        gt = real_frames(n, seed=i)
-        write_clip(root / "GT" / f"{name}.mkv", gt)
-        write_clip(root / "LR" / f"{name}.mkv", downscale(gt))
-    return root
-
-
 # -- point 4: resume checks code versions and weights, not only the config ---------------------------
 
 def test_resume_refuses_results_of_another_metric_version(tmp_path, monkeypatch, capsys):
-    root = _dataset(tmp_path / "data", {"c0": 6, "c1": 6})
+    root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 6})
     args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}", "max_clips=1")
     assert run_cli(*args) == 0
     from infvsr_bench.metrics import pixel
@@ -50,7 +42,7 @@ def test_resume_refuses_results_of_another_metric_version(tmp_path, monkeypatch,
 
 
 def test_resume_refuses_another_method_version_or_weights(tmp_path, monkeypatch, capsys):
-    root = _dataset(tmp_path / "data", {"c0": 6})
+    root = clips_folder(tmp_path / "data", {"c0": 6})
     args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}")
     assert run_cli(*args) == 0
     monkeypatch.setattr(Bicubic, "version", "changed")
@@ -81,7 +73,7 @@ def test_clip_folder_names_are_unique_and_reversible():
 
 def test_colliding_clip_names_are_all_scored_once(tmp_path):
     lengths = {"a b": 5, "a_b": 7, "東京": 6, "大阪": 8}
-    root = _dataset(tmp_path / "data", lengths)
+    root = clips_folder(tmp_path / "data", lengths)
     args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}")
     assert run_cli(*args) == 0
     run_dir = tmp_path / "runs" / "folder" / "bicubic"
@@ -106,7 +98,7 @@ def test_a_folder_holding_another_clip_is_not_taken_as_finished(tmp_path):
 # -- point 7: precomputed outputs with max_frames ------------------------------------------------------
 
 def test_precomputed_outputs_score_with_max_frames(tmp_path):
-    root = _dataset(tmp_path / "data", {"c0": 10})
+    root = clips_folder(tmp_path / "data", {"c0": 10})
     outputs = tmp_path / "outputs"
     write_clip(outputs / "c0.mkv", real_frames(10, seed=0))  # the GT itself as the output
     args = ("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}", "method=precomputed",
@@ -165,7 +157,7 @@ def _hog_metric() -> Metric:
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
 def test_memory_columns_measure_the_method_alone(tmp_path):
-    root = _dataset(tmp_path / "data", {"c0": 6, "c1": 6})
+    root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 6})
     clips = [ClipEntry(n, root / "LR" / f"{n}.mkv", root / "GT" / f"{n}.mkv") for n in ("c0", "c1")]
     method = _Hungry(ClassicalConfig(chunk_size=3))
     _, table = run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), progress=False)

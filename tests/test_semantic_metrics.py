@@ -38,13 +38,7 @@ for _name, _cls in {
 SMALL = {"gaps": [1, 2, 3, 5, 8], "ring_size": 4, "anchor_stride": 2, "reference_frames": 6}  # exercises ring + anchors
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: small CPU convolutions are fastest so, and robust to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vbench_numpy(feats: np.ndarray) -> tuple[np.ndarray, float]:
