@@ -163,8 +163,9 @@ def test_memory_columns_measure_the_method_alone(tmp_path):
     _, table = run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), progress=False)
     assert list(table["status"]) == ["ok", "ok"]
     for _, row in table.iterrows():
-        # 64 MiB cache + 160 MiB scratch (+ bicubic's own few MiB); never the metric's 256 MiB
-        assert 200 <= row["method_peak_rss_mib"] <= 290, row["method_peak_rss_mib"]
+        # the 160 MiB scratch of its calls (+ its 64 MiB cache where the allocator shows it as a rise,
+        # + bicubic's few MiB); never the metric's 256 MiB
+        assert 150 <= row["method_peak_rss_mib"] <= 290, row["method_peak_rss_mib"]
         assert row["process_peak_rss_mib"] >= row["method_peak_rss_mib"] + 256
 
 

@@ -89,7 +89,10 @@ def test_a_lease_is_held_by_one_worker_until_released(tmp_path):
     assert first is not None and json.loads(path.read_text())["pid"] == os.getpid()
     # Another live worker of this host (the test's parent process stands in for it) holds it now.
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "pid": os.getppid(), "token": "other"}))
+    from infvsr_bench.leases import _process_start
+
+    path.write_text(json.dumps({**data, "pid": os.getppid(), "pid_started": _process_start(os.getppid()),
+                                "token": "other"}))
     assert Lease.acquire(path, 60) is None
     path.write_text(json.dumps(data))
     first.release()
