@@ -40,6 +40,9 @@ class RunConfig:
     progress: bool = True
     # Decode, run the method, score and write in overlapping threads (same results; false: one thread).
     pipeline: bool = True
+    # CPU threads torch may use (0: torch's default, one per core). Changes speed, never values: one
+    # thread each lets two runs share a small machine. Recorded as environment.torch_threads.
+    threads: int = 0
     # Which clips this worker does and how workers share a run folder; not part of a run's identity.
     shard: ShardConfig = dataclasses.field(default_factory=ShardConfig)
 

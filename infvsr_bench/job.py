@@ -79,6 +79,10 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
         raise ConfigError(f"config: {exc}".splitlines()[0]) from None
     shard = from_options(ShardConfig, config.pop("shard", None) or {}, "shard")  # the worker's, not the run's
     shards.check(shard)
+    if config["threads"] < 0:
+        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {config['threads']}")
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
     store = RunStore(run_dir)
     _add_file_log(run_dir)
     score_through = SCORE_THROUGH.get(config["score_through"])  # a typo fails before anything is built
