@@ -295,6 +295,25 @@ def test_niqe_basicsr_variant_is_pyiqas_niqe_on_bt601_y_and_differs_from_the_yiq
     assert np.all(np.abs(expected - yiq) > 0.01), expected - yiq  # 0.07 and 0.20 on these 192x192 crops
 
 
+def test_niqe_stride_scores_every_stride_th_frame_whatever_the_chunks():
+    """``stride: 3`` gives the per-frame values of frames 0, 3, 6, ... as ``stride: 1`` computes them, the clip
+    value their mean, however the clip is fed; the stride is a recorded setting (it changes the value)."""
+    frames = real_frames(8, (96, 96), seed=3)
+    full = _config_metric("niqe", "metrics.niqe.device=cpu")
+    full.update(frames, None, 0)
+    every = full.compute().frames.set_index("frame")["niqe"]
+    strided = _config_metric("niqe", "metrics.niqe.device=cpu", "metrics.niqe.stride=3")
+    for a, b in ((0, 2), (2, 3), (3, 7), (7, 8)):  # chunks that start on and off the stride
+        strided.update(frames[a:b], None, a)
+    result = strided.compute()
+    assert result.frames["frame"].tolist() == [0, 3, 6]
+    np.testing.assert_allclose(result.frames["niqe"].to_numpy(), every.loc[[0, 3, 6]].to_numpy(), rtol=0, atol=1e-12)
+    assert result.scalars["niqe"] == pytest.approx(every.loc[[0, 3, 6]].mean(), abs=1e-12)
+    assert strided.info()["settings"]["stride"] == 3
+    with pytest.raises(ConfigError, match="stride must be >= 1"):
+        _config_metric("niqe", "metrics.niqe.stride=0")
+
+
 # ------------------------------------------------------------------ point 6: DOVER's official sampling
 
 

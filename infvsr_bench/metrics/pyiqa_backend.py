@@ -240,8 +240,10 @@ class PyiqaMetric(PerFrameMetric):
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
         if self.needs_gt and gt is None:
             raise ValueError(f"{self.name} is a full-reference metric and needs ground-truth frames")
+        stride = getattr(self.settings, "stride", 1)  # settings with a stride score every stride-th frame
         for i in range(sr.shape[0]):
-            self._pending.append((frame_index + i, sr[i], None if gt is None else gt[i]))
+            if (frame_index + i) % stride == 0:
+                self._pending.append((frame_index + i, sr[i], None if gt is None else gt[i]))
         while len(self._pending) >= self.batch_size:
             self._flush(self.batch_size)
         # Frames left waiting are copied: the caller may reuse its chunk buffers.
