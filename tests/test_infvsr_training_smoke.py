@@ -44,6 +44,10 @@ def test_smoke_training_from_scratch_losses_fall_and_its_model_runs(tmp_path):
     assert card["smoke"] is True and card["summary"].startswith("SMOKE model")
     assert card["sha256"] == sha256_file(out / "infvsr_tiny.safetensors")
     assert {"recon_psnr", "sr_psnr", "bicubic_psnr"} <= set(card["metrics"])
+    # The summary puts the tiny model's PSNR beside bicubic's and its VAE's ceiling (held-out clips).
+    m = card["metrics"]
+    assert (f"SR PSNR {m['sr_psnr']:.2f} dB vs bicubic {m['bicubic_psnr']:.2f} dB, its VAE's reconstruction "
+            f"{m['recon_psnr']:.2f} dB (the ceiling)") in card["summary"]
     assert json.loads((out / "split.json").read_text())["train"] == card["data_split"]["train"]
     # Re-running the finished recipe trains nothing again.
     before = (out / "student" / "final.safetensors").stat().st_mtime_ns

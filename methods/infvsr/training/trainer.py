@@ -229,7 +229,8 @@ def export(cfg: TrainConfig, out: Path, products: Products, summaries: dict[str,
         "model": arch.name,
         "smoke": cfg.smoke,
         "summary": f"{kind}: recipe {cfg.name}, steps {steps}, validation SR PSNR {student_val.get('sr_psnr', float('nan')):.2f} dB "
-                   f"vs bicubic {student_val.get('bicubic_psnr', float('nan')):.2f} dB",
+                   f"vs bicubic {student_val.get('bicubic_psnr', float('nan')):.2f} dB, its VAE's reconstruction "
+                   f"{(vaes[-1] if vaes else {}).get('recon_psnr', float('nan')):.2f} dB (the ceiling)",
         "recipe": cfg.name,
         "stages": summaries,
         "metrics": {**student_val, **(vaes[-1] if vaes else {})},
