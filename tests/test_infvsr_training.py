@@ -308,3 +308,14 @@ def test_full_size_training_step_wires_on_the_meta_device():
         for p in model.parameters():
             assert p.grad is not None and p.grad.shape == p.shape
     assert all(p.grad is None for p in task.teacher.parameters())
+
+
+def test_a_pan_that_fills_the_room_exactly_does_not_crash_the_sampler():
+    """Reported defect (the infvsr_tiny teacher stage stopped at step 67): when a pan's travel is scaled to the
+    room left in the photo, rounding made the start's range (low, high) have high < low by ~1e-14."""
+    from methods.infvsr.training.data import PhotoSource
+
+    source = PhotoSource("skimage:text")  # 172x448: a 33-frame pan at 64x64 uses the whole room
+    clip = source.clip(np.random.default_rng(153), 33, (64, 64), DataConfig())
+    assert clip.shape == (33, 64, 64, 3) and clip.dtype == np.uint8
+    assert clip.std() > 0

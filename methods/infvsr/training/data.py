@@ -97,7 +97,9 @@ class PhotoSource:
         travel = velocity * (frames - 1)
         velocity *= min(1.0, float(np.min(room / np.maximum(np.abs(travel), 1e-9))))
         travel = velocity * (frames - 1)
-        start = rng.uniform(np.maximum(0, -travel), room - np.maximum(0, travel))
+        low = np.maximum(0, -travel)
+        # A pan scaled to fill the room leaves high - low = 0 up to rounding (-1e-14): clamp, never < low.
+        start = rng.uniform(low, np.maximum(low, room - np.maximum(0, travel)))
         out = np.empty((frames, h, w, 3), np.uint8)
         for t in range(frames):
             x, y = start + velocity * t
