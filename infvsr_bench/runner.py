@@ -180,6 +180,8 @@ def run_clip(
             return
         sr = to_uint8_frames(sr_raw, out_hw)
         n = sr.shape[0]
+        if n == 0:  # a call may return zero frames (e.g. InfVSR's first chunk still being assembled)
+            return
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
         if pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
