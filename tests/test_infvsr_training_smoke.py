@@ -76,7 +76,7 @@ def test_shipped_tiny_model_matches_its_card():
     card = json.loads((TINY_DIR / "infvsr_tiny.json").read_text())
     assert card["sha256"] == sha256_file(TINY_DIR / "infvsr_tiny.safetensors")
     assert card["model"] == "infvsr-tiny" and card["data_split"]["train"] and card["data_split"]["val"]
-    # Until the real tiny training (phase 2) replaces it, the shipped file is the CI smoke model and says so.
+    # The shipped file is what `train infvsr_tiny` produced; a smoke model would have to say so.
     assert card["smoke"] is (card["recipe"] == "smoke")
     if card["smoke"]:
         assert card["summary"].startswith("SMOKE model")
