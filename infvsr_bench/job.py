@@ -17,7 +17,7 @@ from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
 from infvsr_bench.leases import HOST
-from infvsr_bench.memory import PROBE, MemoryAccount
+from infvsr_bench.memory import PROBE, MemoryAccount, settle
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.results import RunStore, environment
 from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, read_run_record, run_identity
@@ -90,9 +90,11 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.
     metrics_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    settle()
     with metrics_memory:
         metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
     method_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    settle()
     with method_memory:
         method = build_method(config["method"])
     method_memory.settle_on(method.device)

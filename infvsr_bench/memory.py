@@ -5,11 +5,14 @@ On Linux the process's peak resident size (VmHWM) is reset before each call (``/
 so a call's transient peak is measured exactly; elsewhere only call boundaries are seen (``probe``
 says which). CUDA uses the caching allocator's counters (``memory_allocated``, reset peaks). Both are
 process-wide, so windows are exclusive: one thread's window waits for another's to end, and no
-component's calls run inside another's window (the pipelined runner relies on this).
+component's calls run inside another's window (the pipelined runner relies on this). Memory freed inside
+a window is taken off that component, so nothing else may free memory there: ``settle`` collects the
+garbage others left before a clip, and automatic garbage collection is off inside windows.
 """
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 from pathlib import Path
@@ -84,6 +87,12 @@ def process_peak_cuda_mib(device: torch.device) -> float | None:
     return max(_Process.cuda_mib, torch.cuda.max_memory_allocated(device) / MIB)
 
 
+def settle() -> None:
+    """Free the garbage others left in reference cycles, before a clip's first window (else a collection
+    inside a component's call would take that memory off the component)."""
+    gc.collect()
+
+
 class MemoryAccount:
     """Resident and peak memory of one component, counted inside ``with account:`` blocks only.
 
@@ -96,6 +105,7 @@ class MemoryAccount:
         self.resident_rss = self.resident_cuda = 0.0
         self.peak_rss = self.peak_cuda = 0.0
         self._rss0 = self._cuda0 = 0.0
+        self._gc_enabled: list[bool] = []  # automatic collection's state before each open window
 
     def settle_on(self, device: torch.device) -> None:
         """Count CUDA memory on ``device`` from now on (the component was built before its device was known)."""
@@ -114,12 +124,19 @@ class MemoryAccount:
 
     def __enter__(self) -> "MemoryAccount":
         _WINDOW.acquire()
+        self._gc_enabled.append(gc.isenabled())
+        gc.disable()  # a collection here would free others' garbage inside this component's window
         try:
             self._open_window()
         except BaseException:
-            _WINDOW.release()
+            self._end_window()
             raise
         return self
+
+    def _end_window(self) -> None:
+        if self._gc_enabled.pop():
+            gc.enable()
+        _WINDOW.release()
 
     def _open_window(self) -> None:
         _reset_rss_peak()
@@ -133,7 +150,7 @@ class MemoryAccount:
         try:
             self._close_window()
         finally:
-            _WINDOW.release()
+            self._end_window()
 
     def _close_window(self) -> None:
         rss1 = current_rss_mib()

@@ -30,7 +30,7 @@ from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
 from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
-from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib
+from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
 from infvsr_bench.metrics import Metric
 from infvsr_bench.pipeline import Stages
 from infvsr_bench.results import RunStore, clip_folder_name
@@ -151,6 +151,7 @@ def run_clip(
 
     out_hw = (lr.height * method.scale, lr.width * method.scale)
     writer = open_writer(output_path, fps=lr.fps, codec=output_codec) if output_path else None
+    settle()
     memory.method.start_clip()
     memory.metrics.start_clip()
     with memory.metrics:

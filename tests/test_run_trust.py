@@ -3,6 +3,7 @@ own memory, and the typed run record."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -167,6 +168,51 @@ def test_memory_columns_measure_the_method_alone(tmp_path):
         # + bicubic's few MiB); never the metric's 256 MiB
         assert 150 <= row["method_peak_rss_mib"] <= 290, row["method_peak_rss_mib"]
         assert row["process_peak_rss_mib"] >= row["method_peak_rss_mib"] + 256
+
+
+class _Tidy(_Hungry):
+    """Frees memory between clips the way many VSR scripts do (gc.collect()), which also frees others' garbage."""
+
+    name = "test_tidy"
+
+    def reset(self, clip):
+        gc.collect()
+        super().reset(clip)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
+def test_garbage_others_left_is_not_taken_off_the_method(tmp_path):
+    # CI failure (method peak 0.016 MiB): memory that others left in reference cycles, freed inside one of
+    # the method's calls, was subtracted from the method's resident memory and its peaks.
+    root = clips_folder(tmp_path / "data", {"c0": 6})
+    clips = [ClipEntry("c0", root / "LR" / "c0.mkv", root / "GT" / "c0.mkv")]
+    was_enabled = gc.isenabled()
+    gc.disable()  # so the garbage below waits for the method's own gc.collect()
+    try:
+        junk: list = [np.ones(300 * MIB // 8)]
+        junk.append(junk)
+        del junk
+        _, table = run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], RunStore(tmp_path / "run"),
+                           progress=False)
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert list(table["status"]) == ["ok"]
+    assert 150 <= table.loc[0, "method_peak_rss_mib"] <= 290, table.loc[0, "method_peak_rss_mib"]
+
+
+def test_no_automatic_garbage_collection_inside_a_memory_window():
+    from infvsr_bench.memory import MemoryAccount
+
+    account = MemoryAccount()
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            with account:
+                assert not gc.isenabled()  # it could free others' garbage inside this component's window
+            assert gc.isenabled() == enabled
+        finally:
+            gc.enable()
 
 
 # -- point 12: one typed run record, its format version checked on read -------------------------------
