@@ -169,7 +169,9 @@ def run_clip(
     def score(sr: np.ndarray) -> None:
         nonlocal scored
         n = sr.shape[0]
-        gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None and n else None
+        if n == 0:  # a lossy codec releases nothing until its look-ahead fills; metrics never see empty chunks
+            return
+        gt_chunk = np.stack([next(gt_frames) for _ in range(n)]) if gt_frames is not None else None
         with memory.metrics:
             for m in metrics:
                 m.update(sr, gt_chunk, scored)  # GT whenever the clip has it (optional for NR metrics)

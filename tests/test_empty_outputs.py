@@ -47,3 +47,13 @@ def test_a_call_returning_zero_frames_is_not_a_failure(tmp_path, folder_dataset,
         runs[method] = pd.read_parquet(tmp_path / "folder" / method / "frames.parquet").sort_values(["clip", "frame"])
     for column in ("psnr", "ewarp_dis", "tof"):
         np.testing.assert_array_equal(runs["bicubic"][column].to_numpy(), runs["test_empty_first"][column].to_numpy())
+
+
+def test_a_codec_releasing_zero_frames_is_not_a_failure(tmp_path, folder_dataset):
+    # score_through's x264 holds its first ~40 frames, so the metrics' first chunks were empty (IndexError)
+    root = folder_dataset(lengths=(10,))
+    args = ["run", "dataset=folder", f"dataset.root={root}", "method.chunk_size=4", "metrics=[ewarp_dis,tof]",
+            f"output_root={tmp_path}", "progress=false", "score_through=x264_yuv420p_q7"]
+    assert main(args) == 0
+    clips = pd.read_parquet(tmp_path / "folder" / "bicubic" / "clips.parquet")
+    assert list(clips["status"]) == ["ok"] and clips.loc[0, "ewarp_dis"] > 0 and clips.loc[0, "tof"] > 0

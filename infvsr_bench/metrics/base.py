@@ -105,7 +105,8 @@ class Metric(ABC):
 
     @abstractmethod
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
-        """Consume output frames ``sr`` (T,H,W,3 uint8) starting at ``frame_index`` (GT aligned)."""
+        """Consume output frames ``sr`` (T,H,W,3 uint8, T >= 1: the runner never feeds an empty chunk)
+        starting at ``frame_index`` (GT aligned)."""
 
     @abstractmethod
     def compute(self) -> MetricResult:
