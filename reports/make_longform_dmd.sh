@@ -6,7 +6,8 @@
 #           final stage again from the same upstream stages, same seed and steps, with DMD per chunk only
 #           (stages.student.dmd_window=1: no cross-chunk term), and with no DMD at all (losses.dmd=0): for the
 #           same 800 steps (800 generator updates; with DMD, 1 in 5 steps updates the generator, TTUR 5) and
-#           for the same 160 generator updates (EMA from the same update, 20)
+#           for the same 160 generator updates (EMA from the same update, 20); and the shipped recipe with the
+#           KV cache kept in the graph (stages.student.cache_gradient=true: gradients cross chunks)
 #   runs    bicubic and each trained variant over the whole clips of longform_mini (3 clips, 3,200 frames;
 #           none is a training source), one torch thread per run, two runs at a time
 #   report  the leaderboard and figures in reports/longform_dmd/ (the write-up there is by hand)
@@ -22,7 +23,8 @@ STEPS=("$@")
 # Variants: run name -> overrides of the recipe's final (student) stage.
 declare -A VARIANT=([infvsr_xchunk]="" [infvsr_perchunk]="stages.student.dmd_window=1"
                     [infvsr_nodmd]="stages.student.losses.dmd=0"
-                    [infvsr_nodmd_g160]="stages.student.losses.dmd=0 stages.student.steps=160 stages.student.ema_start=20")
+                    [infvsr_nodmd_g160]="stages.student.losses.dmd=0 stages.student.steps=160 stages.student.ema_start=20"
+                    [infvsr_xchunk_cachegrad]="stages.student.cache_gradient=true")
 METRICS="metrics=[psnr,ssim,niqe,ewarp_dis,semantic_offline]"
 common=(dataset=longform_mini "$METRICS" metrics.niqe.stride=4 threads=1 output_root="$RUNS" progress=false)
 
@@ -46,7 +48,7 @@ weights_of() {  # a weights folder holding the variant's export where method=inf
   echo "$dir/weights"
 }
 
-ALL=(infvsr_xchunk infvsr_perchunk infvsr_nodmd infvsr_nodmd_g160)
+ALL=(infvsr_xchunk infvsr_perchunk infvsr_nodmd infvsr_nodmd_g160 infvsr_xchunk_cachegrad)
 read -r -a CHOSEN <<< "${VARIANTS:-${ALL[*]}}"
 JOBS=${JOBS:-2}
 
