@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
-from infvsr_bench.io.readers import open_video
+from infvsr_bench.io.readers import open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
 from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
@@ -139,7 +139,9 @@ def run_clip(
     if clip.gt is not None:
         gt = open_video(clip.gt)
         if gt.num_frames != lr.num_frames:
-            raise ClipError(f"GT has {gt.num_frames} frames but LR has {lr.num_frames}")
+            odd = unmatched_frame(gt, lr)
+            raise ClipError(f"GT has {gt.num_frames} frames but LR has {lr.num_frames}"
+                            + (f" ({odd} has no frame of its number on the other side)" if odd else ""))
         if gt.size != (lr.height * method.scale, lr.width * method.scale):
             raise ClipError(
                 f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{method.scale} "
