@@ -1,10 +1,13 @@
-"""sha256 of files, read in blocks (weights, benchmark files, sources), and its per-folder cache for large weights."""
+"""sha256 of files, read in blocks (weights, benchmark files, sources), its per-folder cache for large weights,
+and the cheap stat digest that identifies user data folders."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Iterable
 
 CHECKSUMS = "checksums.json"
 
@@ -38,3 +41,18 @@ def checksum(path: Path) -> str:
         except OSError:
             pass  # a read-only weights folder still works; the sum is just recomputed next time
     return record[key]
+
+
+def content_digest(paths: Iterable[Path], base: Path) -> str:
+    """A cheap digest of the data under ``paths`` (files, or folders' files recursively, dot files left out):
+    each file's path relative to ``base``, size and mtime_ns. Renamed, added, removed, resized or rewritten
+    files change it; content changed in place with the same size and mtime is not seen (hashing every frame
+    of long clips on each run would cost minutes)."""
+    h = hashlib.sha256()
+    for path in paths:
+        files = [path] if path.is_file() else sorted(
+            p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts))
+        for file in files:
+            stat = file.stat()
+            h.update(f"{os.path.relpath(file, base)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()

@@ -107,8 +107,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     mine = shards.select(clips, frames, shard)
 
     method_info, metric_infos = method.info(), [m.info() for m in metrics]
-    data = DatasetRecord(dataset.name, dataset.scale, [c.name for c in clips], dataset.record.get("kind", ""),
-                         dataset.record.get("root", ""), dataset.record.get("recipe_sha256"))
+    data = DatasetRecord.of(dataset.name, dataset.scale, [c.name for c in clips], dataset.record)
     identity = run_identity(config, method_info, metric_infos, data)
     store.check_resumable(identity, fingerprint(identity), bool(config["overwrite"]))
     record = RunRecord(

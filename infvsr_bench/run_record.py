@@ -3,7 +3,8 @@
 A record names everything that decides a run's numbers. ``identity`` holds the parts that must
 agree before results may be resumed into a folder or merged into one table row (config, method
 name/version/weights checksums, every metric's name/version/settings/weights checksums, the
-dataset's recipe hash); ``fingerprint`` is its hash. ``format_version`` is checked on read.
+dataset's recipe hash or, for folder-backed data, its content digest); ``fingerprint`` is its hash.
+``format_version`` is checked on read.
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ class DatasetRecord:
     kind: str = ""
     root: str = ""
     recipe_sha256: str | None = None  # generated benchmarks: the hash of the recipe that built them
+    lr_dir: str = ""  # folder-backed datasets (folder, public): the LR and GT folders under root
+    gt_dir: str = ""
+    content_digest: str | None = None  # folder-backed datasets: every clip file's relative name, size, mtime
+
+    @classmethod
+    def of(cls, name: str, scale: int, clips: list[str], about: Mapping[str, Any]) -> "DatasetRecord":
+        """The record of a loaded dataset; ``about`` is what its loader says of the data (kind, root, hashes)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"name", "scale", "clips"}
+        return cls(name, scale, clips, **{k: v for k, v in about.items() if k in known})
+
+    @property
+    def content_id(self) -> str | None:
+        """What names the data itself: a generated benchmark's recipe hash, a folder's content digest."""
+        return self.recipe_sha256 or self.content_digest
 
 
 @dataclasses.dataclass
@@ -106,7 +121,9 @@ def run_identity(config: Mapping[str, Any], method: Mapping[str, Any], metrics: 
         "method": {k: method.get(k) for k in ("name", "version", "weights", "weights_sha256")},
         "metrics": {m["column"]: {k: m.get(k) for k in ("metric", "version", "settings", "weights", "weights_sha256")}
                     for m in metrics},
-        "dataset": {"name": dataset.name, "recipe_sha256": dataset.recipe_sha256},
+        # Folder-backed data by its content digest too (absent for generated data, named by its recipe).
+        "dataset": {"name": dataset.name, "recipe_sha256": dataset.recipe_sha256,
+                    **({"content_digest": dataset.content_digest} if dataset.content_digest else {})},
     }
 
 

@@ -8,6 +8,7 @@ from typing import Iterator
 
 import numpy as np
 
+from infvsr_bench.checksums import content_digest
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
 from infvsr_bench.weights import WeightsKind
@@ -48,9 +49,17 @@ class Precomputed(Method):
         if not self.root.is_dir():
             raise ConfigError(f"method 'precomputed': root {self.root} is not a folder")
         self.chunk_rule = ChunkRule.parse(config.chunk_layout)
+        self.outputs_digest = content_digest([self.root], self.root)
 
     def num_parameters(self) -> int | None:
         return None
+
+    @property
+    def weights_sha256(self) -> dict[str, str]:
+        """The outputs stand in for the weights: their content digest (names, sizes, mtimes of every file
+        under root; checksums.content_digest) is part of the run's identity, so changed outputs are never
+        resumed into old results."""
+        return {"outputs": self.outputs_digest}
 
     def locate(self, clip: str) -> Path:
         base = self.root / self.config.pattern.format(clip=clip)

@@ -133,12 +133,14 @@ def test_bad_clips_fail_alone_and_earlier_results_survive(tmp_path):
     assert set(frames["clip"]) == {"a_good"} and len(frames) == 16
     good = (run_dir / "clips" / "a_good" / "frames.parquet").read_bytes()
 
-    # Fix one clip, run again: the good clip is untouched, the fixed one now succeeds.
+    # Fix one clip: that is other data (issue #20 point 7), so the folder is refused and the earlier
+    # results stay untouched; overwrite=true scores the fixed data afresh and the fixed clip succeeds.
     write_clip(root / "GT" / "b_short.mkv", gt1)
-    assert run_cli(*args) == 1
+    assert run_cli(*args) == 2
+    assert (run_dir / "clips" / "a_good" / "frames.parquet").read_bytes() == good
+    assert run_cli(*args, "overwrite=true") == 1
     clips = pd.read_parquet(run_dir / "clips.parquet").set_index("clip")
     assert clips.loc["b_short", "status"] == "ok" and clips.loc["a_good", "status"] == "ok"
-    assert (run_dir / "clips" / "a_good" / "frames.parquet").read_bytes() == good
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "complete_with_failures" and record["clips_failed"] == 3
 

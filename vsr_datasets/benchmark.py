@@ -7,13 +7,13 @@ the config (data, not code); ``folder`` reads a user tree ``root/LR/<clip>`` + `
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from infvsr_bench.checksums import content_digest
 from infvsr_bench.config import from_options
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.io.readers import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from infvsr_bench.io.readers import VIDEO_SUFFIXES, frame_files, is_hidden
 from infvsr_bench.registry import Registry
 
 
@@ -75,15 +75,25 @@ class FolderConfig:
         return _load_folder(self)
 
 
-def _clip_items(folder: Path) -> dict[str, Path]:
-    """Clip name -> path for every video file or frame folder directly inside ``folder``."""
+def clip_items(folder: Path, dataset: str) -> dict[str, Path]:
+    """Clip name -> path for every video file or frame folder directly inside ``folder``, dot files left
+    out; two of one name (``shot/`` beside ``shot.mkv``) are refused in one line naming both."""
     items: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
-            items[p.name] = p
-        elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
-            items[p.stem] = p
+        if is_hidden(p) or not (p.is_dir() and frame_files(p) or p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
+            continue
+        name = p.name if p.is_dir() else p.stem
+        if name in items:
+            raise ConfigError(f"dataset {dataset!r}: {items[name]} and {p} are both clip {name!r}; keep one of them")
+        items[name] = p
     return items
+
+
+def data_record(clips: list[ClipEntry], root: Path, **about: Any) -> dict[str, Any]:
+    """What the run record keeps about a folder-backed dataset: ``about`` plus the content digest of every
+    clip's files (relative names, sizes, mtimes; checksums.content_digest), which identifies the data."""
+    files = [p for c in clips for p in (c.lr, c.gt) if p is not None]
+    return {**about, "root": str(root), "content_digest": content_digest(files, root)}
 
 
 def _load_folder(cfg: FolderConfig) -> Dataset:
@@ -91,13 +101,14 @@ def _load_folder(cfg: FolderConfig) -> Dataset:
     lr_root, gt_root = root / cfg.lr_dir, root / cfg.gt_dir
     if not lr_root.is_dir():
         raise ConfigError(f"dataset {cfg.name!r}: no LR folder at {lr_root}")
-    lr = _clip_items(lr_root)
+    lr = clip_items(lr_root, cfg.name)
     if not lr:
         raise ConfigError(f"dataset {cfg.name!r}: {lr_root} holds no videos or frame folders")
     # A clip without GT stays in the list: full-reference metrics then fail that clip alone.
-    gt = _clip_items(gt_root) if gt_root.is_dir() else {}
+    gt = clip_items(gt_root, cfg.name) if gt_root.is_dir() else {}
     clips = [ClipEntry(name, lr[name], gt.get(name)) for name in lr]
-    return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "folder", "root": str(root)})
+    return Dataset(cfg.name, root, cfg.scale, clips,
+                   data_record(clips, root, kind="folder", lr_dir=cfg.lr_dir, gt_dir=cfg.gt_dir))
 
 
 def _known_cuts(source: Mapping[str, Any]) -> tuple[int, ...] | None:
@@ -108,9 +119,7 @@ def _known_cuts(source: Mapping[str, Any]) -> tuple[int, ...] | None:
 
 
 def _load_generated(cfg: GeneratedConfig) -> Dataset:
-    from vsr_datasets.builder import build_benchmark, manifest_matches
-
-    from vsr_datasets.builder import folder_clips
+    from vsr_datasets.builder import build_benchmark, folder_clips, manifest_matches, read_manifest
 
     root = Path(cfg.root).expanduser()
     recipe = dataclasses.asdict(cfg)
@@ -118,9 +127,9 @@ def _load_generated(cfg: GeneratedConfig) -> Dataset:
         recipe["clips"] = folder_clips(**cfg.clips_from) + list(cfg.clips)
     if not manifest_matches(root, recipe):
         build_benchmark(recipe, root)
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = read_manifest(root)
     clips = [ClipEntry(c["name"], root / c["lr"]["path"], root / c["gt"]["path"] if cfg.use_gt else None,
-                       _known_cuts(c["source"]))
+                       _known_cuts(c.get("source") or {}))
              for c in manifest["clips"]]
     return Dataset(cfg.name, root, cfg.scale, clips, {"kind": "generated", "root": str(root),
                                                        "recipe_sha256": manifest["recipe_sha256"]})

@@ -44,7 +44,27 @@ def manifest_matches(root: Path, recipe: dict[str, Any]) -> bool:
         manifest = json.loads((root / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    return manifest.get("recipe_sha256") == recipe_sha256(recipe)
+    return isinstance(manifest, dict) and manifest.get("recipe_sha256") == recipe_sha256(recipe)
+
+
+def _is_clip_entry(clip: Any) -> bool:
+    return isinstance(clip, dict) and isinstance(clip.get("name"), str) and all(
+        isinstance(clip.get(side), dict) and isinstance(clip[side].get("path"), str)
+        and isinstance(clip[side].get("sha256"), dict) for side in ("gt", "lr"))
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """``root/manifest.json``, checked to list clips with their GT/LR paths and checksums; ConfigError naming it otherwise."""
+    path = root / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc})") from None
+    clips = manifest.get("clips") if isinstance(manifest, dict) else None
+    if not isinstance(clips, list) or not all(_is_clip_entry(c) for c in clips):
+        raise ConfigError(f"{path}: not a benchmark manifest (needs a 'clips' list, each clip with a name and "
+                          "'gt'/'lr' entries holding 'path' and 'sha256')")
+    return manifest
 
 
 def clip_seed(seed: int, clip: str) -> int:
@@ -236,9 +256,9 @@ def verify_benchmark(root: Path) -> list[str]:
     """Re-hash every stored file against the manifest; returns the problems (empty when all match)."""
     root = Path(root)
     try:
-        manifest = json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError) as exc:
-        return [f"{root / 'manifest.json'}: unreadable ({exc})"]
+        manifest = read_manifest(root)
+    except ConfigError as exc:
+        return [str(exc)]
     problems: list[str] = []
     for clip in manifest["clips"]:
         for side in ("gt", "lr"):

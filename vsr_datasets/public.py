@@ -10,9 +10,9 @@ import dataclasses
 from pathlib import Path
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.io.readers import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_video
+from infvsr_bench.io.readers import open_video
 from infvsr_bench.registry import Registry
-from vsr_datasets.benchmark import ClipEntry, Dataset
+from vsr_datasets.benchmark import ClipEntry, Dataset, clip_items, data_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,22 +66,6 @@ class PublicConfig:
         return load_public(self)
 
 
-def _items(folder: Path) -> dict[str, Path]:
-    items = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_dir():
-            items[p.name] = p
-        elif p.suffix.lower() in VIDEO_SUFFIXES:
-            items[p.stem] = p
-    return items
-
-
-def _frame_count(path: Path) -> int:
-    if path.is_dir():
-        return sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return open_video(path).num_frames
-
-
 def load_public(cfg: PublicConfig) -> Dataset:
     """Check the standard layout of a public set and list its clips; one line per problem found."""
     spec = PUBLIC_SETS.get(cfg.set or cfg.name)
@@ -98,7 +82,7 @@ def load_public(cfg: PublicConfig) -> Dataset:
     for side, folder in sides.items():
         if not folder.is_dir():
             raise ConfigError(f"dataset {spec.name}: {side} folder {folder} is missing; {where}")
-        found[side] = _items(folder)
+        found[side] = clip_items(folder, spec.name)
     expected = set(spec.clips) if spec.clips else set(found["LR"])
     for side, items in found.items():
         missing, extra = sorted(expected - set(items)), sorted(set(items) - expected)
@@ -109,11 +93,12 @@ def load_public(cfg: PublicConfig) -> Dataset:
     if not spec.clips and len(expected) != spec.num_clips:
         raise ConfigError(f"dataset {spec.name}: {len(expected)} clips in {sides['LR']}, the set has {spec.num_clips}")
     for clip in sorted(expected):
-        counts = {side: _frame_count(items[clip]) for side, items in found.items()}
+        counts = {side: open_video(items[clip]).num_frames for side, items in found.items()}
         want = spec.clips[clip] if spec.clips else counts["LR"]
         for side, n in counts.items():
             if n != want:
                 raise ConfigError(f"dataset {spec.name}: clip {clip} has {n} {side} frames, expected {want}")
     clips = [ClipEntry(c, found["LR"][c], found["GT"][c] if "GT" in found else None) for c in sorted(expected)]
     return Dataset(spec.name, root, cfg.scale, clips,
-                   {"kind": "public", "set": spec.name, "degradation": cfg.degradation, "root": str(root)})
+                   data_record(clips, root, kind="public", set=spec.name, degradation=cfg.degradation,
+                               lr_dir=spec.lr_dirs[cfg.degradation], gt_dir=spec.gt_dir or ""))

@@ -5,7 +5,8 @@ agree; otherwise the column gets a variant suffix and the reason is reported. Th
 metric derives beside its own (``report.columns``) follow their parent: they split with it, with
 the same suffix (``<derived>@<suffix>``), and come right after it in the catalogue, as a variant
 comes right after its base column. Runs of one dataset built from different recipes
-(``recipe_sha256``) are different data: the dataset is shown apart per recipe (``name@<recipe>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
+(``recipe_sha256``), or read from folders of other content (``content_digest``: other LR/GT folders,
+changed files), are different data: the dataset is shown apart per data (``name@<hash>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
 decided by completeness, never by time alone: a finished run beats an unfinished one, then more
 finished clips, then more clips asked; the newer wins only an exact tie. Random-weight results are
 refused.
@@ -38,7 +39,7 @@ class Run:
     record: RunRecord
     clips: pd.DataFrame  # clips.parquet: one row per clip, status ok / failed with the reason
     alias: str | None = None  # set when two runs would otherwise share a display name
-    dataset_alias: str | None = None  # set when runs of one dataset come from different recipes
+    dataset_alias: str | None = None  # set when runs of one dataset name are on different data
 
     @property
     def method(self) -> str:
@@ -152,19 +153,19 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
 
 
 def _name_recipes_apart(runs: list[Run], notes: list[str]) -> None:
-    """Runs of one dataset built from different recipes get the dataset shown apart per recipe."""
+    """Runs of one dataset name on different data (recipe, or folder content digest) get it shown apart."""
     recipes: dict[str, set[str | None]] = {}
     for run in runs:
-        recipes.setdefault(run.record.dataset.name, set()).add(run.record.dataset.recipe_sha256)
+        recipes.setdefault(run.record.dataset.name, set()).add(run.record.dataset.content_id)
     for name, found in recipes.items():
         if len(found) < 2:
             continue
-        labels = {r: f"{name}@{r[:8] if r else 'no-recipe'}" for r in found}
-        notes.append(f"{name}: runs come from {len(found)} different dataset recipes (recipe_sha256), which are "
-                     f"different data; shown apart as {', '.join(sorted(labels.values()))}")
+        labels = {r: f"{name}@{r[:8] if r else 'unidentified'}" for r in found}
+        notes.append(f"{name}: runs come from {len(found)} different data (dataset recipe_sha256 or folder "
+                     f"content_digest); shown apart as {', '.join(sorted(labels.values()))}")
         for run in runs:
             if run.record.dataset.name == name:
-                run.dataset_alias = labels[run.record.dataset.recipe_sha256]
+                run.dataset_alias = labels[run.record.dataset.content_id]
 
 
 def _catalogue(runs: list[Run], notes: list[str]) -> tuple[dict[str, dict[str, Any]], dict[Path, dict[str, str]]]:
