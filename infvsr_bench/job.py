@@ -127,13 +127,17 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     store.write_record(record)
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
              len(mine), len(clips), method.name, [m.column for m in metrics])
-    run_all(
-        mine, method, metrics, store,
-        max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
-        output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
-        score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
-        lease_timeout_s=shard.lease_timeout_s,
-    )
+    try:
+        run_all(
+            mine, method, metrics, store,
+            max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
+            output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
+            score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
+            lease_timeout_s=shard.lease_timeout_s,
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finished clips are kept, the record says interrupted
+        store.merge(shard.lease_timeout_s, interrupted=True)
+        raise
     summary = store.merge(shard.lease_timeout_s)
     print(summary_table(summary.clips, [m.column for m in metrics]))
     print(summary.describe())
