@@ -1,9 +1,11 @@
-"""Ctrl-C and SIGTERM unwind a run alike.
+"""Ctrl-C and SIGTERM unwind a run alike, and leftovers of killed processes are cleared.
 
 A real ``python -m infvsr_bench run method=command`` is stopped while its stand-in tool sleeps (the
 tool writes its pid first): the tool's process group must be gone within seconds (not left under
 PID 1), the finished clip kept, the clip in progress dropped, ``run.json`` saying ``interrupted``
-and the exit code the shell's for the signal.
+and the exit code the shell's for the signal. A build killed with kill -9 leaves its
+``.<name>.building-<host>-<pid>-*`` folder; the next build removes it once that pid is gone, and
+nothing else.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import pandas as pd
 import pytest
 from conftest import REPO, clips_folder
 from test_baselines import _alive
+from test_builder_safety import _tiny
 
 from infvsr_bench.cli import main
+from infvsr_bench.leases import HOST
 from infvsr_bench.report.merge import Run
 from infvsr_bench.run_record import read_run_record
+from vsr_datasets.benchmark import load_dataset
 
 # clip0 is upscaled at once; clip1 writes the tool's pid and sleeps until it is killed.
 SLEEPER = """\
@@ -94,3 +99,38 @@ def test_a_stopped_run_ends_its_tool_and_records_interrupted(stopped_run, code, 
     assert capsys.readouterr().out.splitlines()[0] == f"{run_dir}: 1/2 clips ok, 0 failed, 1 missing; status incomplete"
     assert read_run_record(run_dir).status.value == "incomplete"
 
+
+# -- leftovers of a build killed with kill -9 ----------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_build_removes_building_folders_of_gone_processes_of_this_host_only(tmp_path):
+    root = tmp_path / "bench"
+    dead = _dead_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead": f".bench.building-{HOST}-{dead}-0a1b2c3d",
+            "live": f".bench.building-{HOST}-{live.pid}-0a1b2c3d",
+            "reused": f".bench.building-{HOST}-{live.pid}-4e5f6a7b",  # last written before that pid began
+            "other host": f".bench.building-elsewhere.example-{dead}-0a1b2c3d",
+            "other dataset": f".benchmark.building-{HOST}-{dead}-0a1b2c3d",
+            "not ours": f".bench.building-{HOST}-{dead}-notahexx",
+            "a user's": "bench.building-notes",
+        }
+        for name in names.values():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "frame.png").write_bytes(b"partial")
+        hour_ago = time.time() - 3600
+        os.utime(tmp_path / names["reused"], (hour_ago, hour_ago))
+        load_dataset(_tiny(root, name="bench"))
+        left = sorted(p.name for p in tmp_path.iterdir())
+    finally:
+        live.kill()
+        live.wait()
+    assert left == sorted(["bench", *(v for k, v in names.items() if k not in ("dead", "reused"))])
