@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from infvsr_bench.errors import ConfigError, InfvsrError, UnknownNameError
+from infvsr_bench.interrupts import sigterm_unwinds, stopped_by
 from infvsr_bench.registry import did_you_mean
 
 log = logging.getLogger("infvsr_bench")
@@ -365,9 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     try:
-        if command not in COMMANDS:
-            raise UnknownNameError(f"unknown command {command!r}; {did_you_mean(command, COMMANDS)}")
-        return COMMANDS[command](rest)
+        with sigterm_unwinds():  # SIGTERM unwinds like Ctrl-C (an external tool is ended, not orphaned)
+            if command not in COMMANDS:
+                raise UnknownNameError(f"unknown command {command!r}; {did_you_mean(command, COMMANDS)}")
+            return COMMANDS[command](rest)
     except InfvsrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -377,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: cv2 is OpenCV's GUI build, which needs libGL: run `pip install --force-reinstall "
               "--no-deps opencv-python-headless==4.13.0.92` (see README)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished clips are saved; run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what, code = stopped_by(exc)
+        print(f"interrupted ({what}): finished clips are saved; run the same command again to resume",
+              file=sys.stderr)
+        return code

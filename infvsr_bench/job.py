@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
@@ -72,7 +73,13 @@ def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
 
 
 def execute(cfg: DictConfig, run_dir: Path) -> int:
-    """Run every clip of the configured dataset through the method and metrics; 0 when all ok."""
+    """Run every clip of the configured dataset through the method and metrics; 0 when all ok.
+    However it ends, the method is closed (an external tool's temporary folder removed)."""
+    with contextlib.ExitStack() as closing:
+        return _execute(cfg, run_dir, closing)
+
+
+def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> int:
     try:
         config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     except Exception as exc:  # omegaconf interpolation errors
@@ -97,6 +104,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     settle()
     with method_memory:
         method = build_method(config["method"])
+    closing.callback(method.close)
     method_memory.settle_on(method.device)
     memory = MemoryAccounts(method_memory, metrics_memory)
     dataset = load_dataset(config["dataset"])
@@ -118,13 +126,17 @@ def execute(cfg: DictConfig, run_dir: Path) -> int:
     store.write_record(record)
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
              len(mine), len(clips), method.name, [m.column for m in metrics])
-    run_all(
-        mine, method, metrics, store,
-        max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
-        output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
-        score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
-        lease_timeout_s=shard.lease_timeout_s,
-    )
+    try:
+        run_all(
+            mine, method, metrics, store,
+            max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
+            output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
+            score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
+            lease_timeout_s=shard.lease_timeout_s,
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finished clips are kept, the record says interrupted
+        store.merge(shard.lease_timeout_s, interrupted=True)
+        raise
     summary = store.merge(shard.lease_timeout_s)
     print(summary_table(summary.clips, [m.column for m in metrics]))
     print(summary.describe())

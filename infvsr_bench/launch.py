@@ -13,6 +13,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 from infvsr_bench.errors import InfvsrError
+from infvsr_bench.interrupts import sigterm_unwinds
 from infvsr_bench.shards import pin_gpu
 
 
@@ -30,7 +31,8 @@ def run_job(cfg: DictConfig, launching_pid: int) -> int:
         if gpu is not None:
             print(f"shard {cfg.shard.index}: CUDA_VISIBLE_DEVICES={gpu}", file=sys.stderr)
     try:
-        code = execute(cfg, Path(HydraConfig.get().runtime.output_dir))
+        with sigterm_unwinds():  # a launcher's worker process too: SIGTERM ends its tool, marks the run
+            code = execute(cfg, Path(HydraConfig.get().runtime.output_dir))
     except InfvsrError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2

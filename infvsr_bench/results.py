@@ -242,16 +242,20 @@ class RunStore:
             write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
         return frames_df, clips_df
 
-    def merge(self, lease_timeout_s: float = 120.0) -> "MergeSummary":
+    def merge(self, lease_timeout_s: float = 120.0, interrupted: bool = False) -> "MergeSummary":
         """Rebuild the tables of the run in this folder (its clips from ``run.json``) and set the
         record's status, counts, timings and end time from the clip files alone, so merging twice,
-        or after workers finished in any order, gives the same tables and record."""
+        or after workers finished in any order, gives the same tables and record. ``interrupted``:
+        this worker was just stopped by a signal, so a run not complete and not running elsewhere
+        is recorded as interrupted."""
         while True:
             record = read_run_record(self.dir)
             order = record.dataset.clips
             before = self._snapshot(order)
             frames, clips = self._consolidate_once(order)
             summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s)
+            if interrupted and summary.status not in (RunStatus.COMPLETE, RunStatus.RUNNING):
+                summary.status = RunStatus.INTERRUPTED
             ok = clips[clips["status"] == "ok"] if len(clips) else clips
             record.status = summary.status
             record.clips_ok, record.clips_failed = len(summary.ok), len(summary.failed)

@@ -26,12 +26,15 @@ RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed", "sco
 
 class RunStatus(str, Enum):
     """Where a run stands, from its clip files: complete (with or without failed clips) once every clip
-    has a row; before that ``running`` while a worker holds a lease, else ``incomplete`` (no worker at it)."""
+    has a row; before that ``running`` while a worker holds a lease, else ``incomplete`` (no worker at it).
+    ``interrupted``: a worker stopped by Ctrl-C or SIGTERM left the run unfinished (the next merge
+    recomputes the status from the clip files)."""
 
     RUNNING = "running"
     COMPLETE = "complete"
     COMPLETE_WITH_FAILURES = "complete_with_failures"
     INCOMPLETE = "incomplete"
+    INTERRUPTED = "interrupted"
 
 
 @dataclasses.dataclass

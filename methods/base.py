@@ -102,6 +102,10 @@ class Method(ABC):
         out = self.flush()
         return iter(() if out is None else (out,))
 
+    def close(self) -> None:
+        """The run is over, finished or interrupted: release what the method made outside this
+        process (an external tool's temporary folders). Nothing by default."""
+
     def clip_record(self) -> dict[str, Any]:
         """Extra per-clip facts for the clip's results row (e.g. an external tool's wall time)."""
         return {}

@@ -3,8 +3,11 @@
 External tools need the whole clip at once, so the adapter streams the LR frames to disk as they
 arrive (never holding the clip in memory), runs the command in ``flush()``, then streams the tool's
 output back from disk chunk by chunk after checking its frame count and size. Per clip it keeps a
-work folder ``<work_dir>/<clip>/`` holding ``tool.log`` (the command line, then the tool's stdout
-and stderr) and ``tool_stats.json`` (exit code, wall time, peak GPU memory, output codec).
+work folder ``<work_dir>/<folder>/`` (``folder``: the clip's folder name in the run folder,
+``results.clip_folder_name``, so ``..`` or ``a b`` / ``a_b`` never share or escape it) holding
+``tool.log`` (the command line, then the tool's stdout and stderr) and ``tool_stats.json`` (exit code,
+wall time, peak GPU memory, output codec). Without ``work_dir`` the work folder is a temporary one,
+removed when the run ends (``close``).
 
 The command is a template (a shell string, or a list of arguments run without a shell) with
 placeholders, each substituted shell-quoted (write ``{lr_dir}``, not ``"{lr_dir}"``; a literal
@@ -63,6 +66,7 @@ from infvsr_bench.io.readers import (
     open_video,
 )
 from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
+from infvsr_bench.results import clip_folder_name
 from infvsr_bench.weights import WeightsKind
 from methods.base import ClipInfo, Method
 from methods.chunk_layout import ChunkRule
@@ -105,7 +109,7 @@ class CommandConfig:
     scale: int = 4
     chunk_size: int = 16  # LR frames per process() call and SR frames per chunk streamed back
     device: str = "cuda:0"  # for the tool only ({device}); this process does no GPU work
-    work_dir: str = ""  # per-clip work folders go here ("" = a new temporary folder)
+    work_dir: str = ""  # per-clip work folders go here ("" = a temporary folder, removed when the run ends)
     keep_files: bool = False  # keep the LR/SR frames on disk after a clip (logs are always kept)
     label: str = ""  # the external method's name, for records (e.g. flashvsr)
     gpu_poll_seconds: float = 0.5  # nvidia-smi polling interval for the peak GPU memory
@@ -310,11 +314,12 @@ class Command(Method):
         if self.cwd and not Path(self.cwd).expanduser().is_dir():
             raise ConfigError(f"{self.title}: cwd {self.cwd} is not a folder")
         self.gpu_index, self.watch = physical_gpu(config.device, dict(os.environ))
+        self.own_work_root = not config.work_dir  # ours to remove whole in close()
         if config.work_dir:
             self.work_root = Path(config.work_dir).expanduser().resolve()
             self.work_root.mkdir(parents=True, exist_ok=True)
         else:
-            self.work_root = Path(tempfile.mkdtemp(prefix="infvsr_command_"))
+            self.work_root = Path(tempfile.mkdtemp(prefix="infvsr_command_")).resolve()
         self.last_clip_stats: dict[str, Any] = {}
         self._writer: FrameWriter | None = None
         self.chunk_rule = ChunkRule.parse(config.chunk_layout)
@@ -346,8 +351,11 @@ class Command(Method):
     def reset(self, clip: ClipInfo) -> None:
         super().reset(clip)
         self._close_writer(abort=True)
-        safe = re.sub(r"[^\w.-]+", "_", clip.name) or "clip"
-        self.clip_dir = self.work_root / safe
+        clip_dir = self.work_root / clip_folder_name(clip.name)
+        if clip_dir.resolve().parent != self.work_root:  # a link put there: never follow it to delete
+            raise ClipError(f"clip {clip.name!r}: its work folder {clip_dir} resolves to {clip_dir.resolve()}, "
+                            f"outside {self.work_root}; remove that link")
+        self.clip_dir = clip_dir
         self.input_root = self.clip_dir / "input"
         self.out_dir = self.clip_dir / "output"
         self.log_path = self.clip_dir / "tool.log"
@@ -426,7 +434,13 @@ class Command(Method):
         return [a.format(**values) for a in self.template]
 
     def _fail(self, what: str) -> ClipError:
-        return ClipError(f"clip {self.clip.name!r}: {what}; see {self.log_path}")
+        return ClipError(f"clip {self.clip.name!r}: {what}; {self._see_log()}")
+
+    def _see_log(self) -> str:
+        """Where the clip's tool log is, for failure reasons: a temporary one is gone after the run."""
+        if self.own_work_root:
+            return "set method.work_dir=<folder> to keep the tool's log"
+        return f"see {self.log_path}"
 
     def run_tool(self, padded: int) -> None:
         values = self._values(padded)
@@ -435,7 +449,8 @@ class Command(Method):
         env.update({str(k): str(v).format(**values) for k, v in (self.config.env or {}).items()})
         cwd = str(Path(self.cwd).expanduser()) if self.cwd else None
         shown = cmd if isinstance(cmd, str) else shlex.join(cmd)
-        stats: dict[str, Any] = {"tool_log": str(self.log_path), "tool_input_frames": padded,
+        stats: dict[str, Any] = {"tool_log": None if self.own_work_root else str(self.log_path),
+                                 "tool_input_frames": padded,
                                  "tool_input_size": f"{values['width']}x{values['height']}"}
         with open(self.log_path, "w", buffering=1) as logf:
             logf.write(f"# command: {shown}\n# cwd: {cwd or os.getcwd()}\n")
@@ -544,10 +559,10 @@ class Command(Method):
             self._cleanup(folders)
             raise
         crop = (self._lr_hw[0] * self.scale, self._lr_hw[1] * self.scale)
-        return self._stream(reader, n, crop, folders, self.clip.name, self.log_path)
+        return self._stream(reader, n, crop, folders, self.clip.name, self._see_log())
 
     def _stream(self, reader: VideoReader, n: int, crop: tuple[int, int], folders: tuple[Path, ...], clip: str,
-                log_path: Path) -> Iterator[np.ndarray]:
+                see_log: str) -> Iterator[np.ndarray]:
         """Chunks of the first ``n`` output frames, cropped to ``crop`` (the size padding's share
         removed); uses only its arguments, so an iterator abandoned mid-clip cannot touch the next
         clip's files."""
@@ -565,7 +580,7 @@ class Command(Method):
                         buf = []
             except VideoReadError as exc:
                 raise ClipError(f"clip {clip!r}: output unreadable after {count} frames ({exc}); "
-                                f"see {log_path}") from None
+                                f"{see_log}") from None
             if buf:
                 yield np.stack(buf)
         finally:
@@ -575,6 +590,15 @@ class Command(Method):
         if not self.config.keep_files:
             for folder in folders:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """The run is over (or interrupted): the clip in progress is dropped, and a temporary work
+        folder is removed whole; a ``work_dir`` the user gave keeps its logs."""
+        self._close_writer(abort=True)
+        if self.own_work_root:
+            shutil.rmtree(self.work_root, ignore_errors=True)
+        elif hasattr(self, "clip_dir"):
+            self._cleanup((self.input_root, self.out_dir))
 
     def flush(self) -> np.ndarray | None:
         """All SR frames at once (for runners that do not call ``flush_chunks``): holds the clip

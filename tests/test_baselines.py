@@ -236,9 +236,9 @@ def test_command_pads_to_8n_plus_1_and_trims_like_flashvsr(tmp_path):
     lr = downscale(real_frames(17, size=(32, 48)))
 
     refused = build_method(base)  # 10 frames reach the tool as they are: it refuses them
-    with pytest.raises(ClipError, match=r"clip 'clipA': command exited with code 1; see .*clipA/tool.log"):
-        feed(refused, lr[:10])
-    assert "need 8n+1 frames, got 10" in (tmp_path / "work" / "clipA" / "tool.log").read_text()
+    with pytest.raises(ClipError, match=r"clip 'clipA': command exited with code 1; see .*clip\^A/tool.log"):
+        feed(refused, lr[:10])  # the clip's work folder is its run folder name (clip_folder_name)
+    assert "need 8n+1 frames, got 10" in (tmp_path / "work" / "clip^A" / "tool.log").read_text()
 
     padded = build_method({**base, "frames_multiple": 8, "frames_offset": 1})
     np.testing.assert_array_equal(feed(padded, lr[:10]), pil_bicubic(lr[:10]))  # 10 -> 17 in, 13 out, 10 kept
