@@ -58,6 +58,7 @@ def check_overrides(overrides: list[str]) -> None:
                 kind = {"metrics": "metric"}.get(group, group)
                 raise UnknownNameError(f"unknown {kind} {name!r}; {did_you_mean(name, known)}")
     check_option_keys(overrides)
+    check_option_values(overrides)
     _preflight_weights(overrides)
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
     root = Path(roots[-1] if roots else "runs").expanduser()
@@ -71,15 +72,15 @@ def check_overrides(overrides: list[str]) -> None:
 
 
 def check_option_keys(overrides: list[str]) -> None:
-    """One line with the closest keys for a mistyped option (``max_frame=``, ``method.scal=``) instead
-    of Hydra's multi-line 'not in struct' (appending with ``+`` is left to Hydra and the schemas).
+    """One line with the closest keys for a mistyped option (``max_frame=``, ``method.scal=``, an
+    appended ``+foo=``) instead of Hydra's multi-line 'not in struct' or a silently accepted key.
     Valid keys are the fields of the schema dataclasses, so a key a config inherits or leaves at its
     default is accepted; the group's yaml only says which method / dataset kind a choice names."""
     from infvsr_bench.config import RunConfig, ShardConfig
 
     top = _fields(RunConfig) | {"hydra"}
     for item in overrides:
-        m = re.fullmatch(r"([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?[^=]*=.*", item)
+        m = re.fullmatch(r"\+{0,2}([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?[^=]*=.*", item)
         if not m:
             continue
         head, key = m.groups()
@@ -96,6 +97,28 @@ def check_option_keys(overrides: list[str]) -> None:
             _check_metric_option(item, key, overrides)
         elif head == "shard" and key and key not in _fields(ShardConfig):
             raise ConfigError(f"unknown option shard.{key}; {did_you_mean(key, _fields(ShardConfig))}")
+
+
+def check_option_values(overrides: list[str]) -> None:
+    """Type and range of the top-level options (config.check_run_options) before Hydra starts: its own
+    type error is many lines, and it makes each job's folder from ``run_name`` before the job runs.
+    Every value of a sweep (``-m max_frames=100,200``) is checked."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    from infvsr_bench.config import check_run_options, option_keys
+
+    parser, keys = OverridesParser.create(), option_keys()
+    for item in (o for o in overrides if "=" in o and not o.startswith("-")):
+        try:
+            override = parser.parse_override(item)
+        except OverrideParseException as exc:
+            raise ConfigError(f"cannot parse {item!r}: {str(exc).splitlines()[0]}") from None
+        if override.key_or_group not in keys or override.is_delete() or override.is_interval_sweep():
+            continue
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        for value in values:
+            check_run_options({override.key_or_group: value})
 
 
 def _check_metric_option(item: str, column: str, overrides: list[str]) -> None:
@@ -233,6 +256,8 @@ def cmd_run(overrides: list[str]) -> int:
 
     if not any(o.startswith("--") or o == "-m" for o in overrides):
         check_overrides(overrides)
+    else:
+        check_option_values(overrides)
     register_schemas()
     status = {"code": 0}
     launching_pid = os.getpid()

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from infvsr_bench import shards
-from infvsr_bench.config import ShardConfig, from_options
+from infvsr_bench.config import ShardConfig, check_run_options, from_options
 from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
@@ -84,15 +84,14 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
         config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     except Exception as exc:  # omegaconf interpolation errors
         raise ConfigError(f"config: {exc}".splitlines()[0]) from None
+    check_run_options(config)  # again once resolved: interpolations and config files (the CLI checked the command line)
     shard = from_options(ShardConfig, config.pop("shard", None) or {}, "shard")  # the worker's, not the run's
     shards.check(shard)
-    if config["threads"] < 0:
-        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {config['threads']}")
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     store = RunStore(run_dir)
     _add_file_log(run_dir)
-    score_through = SCORE_THROUGH.get(config["score_through"])  # a typo fails before anything is built
+    score_through = SCORE_THROUGH.get(config["score_through"])
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.

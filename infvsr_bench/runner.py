@@ -256,6 +256,7 @@ def run_clip(
         {
             "lr_height": lr.height,
             "lr_width": lr.width,
+            "lr_frames": lr.num_frames,  # the whole clip: ``frames`` fewer means max_frames cut it short
             "method_seconds": timer.seconds,
             "method_fps": total / timer.seconds if timer.seconds > 0 else float("inf"),
             # The method's own memory (what it holds + its calls' peaks), the metrics' own, and the

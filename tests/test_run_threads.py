@@ -46,4 +46,4 @@ def test_negative_threads_fail_in_one_line(tmp_path, folder_dataset, capsys, res
     root = folder_dataset(lengths=(4,))
     assert _run(root, tmp_path, "threads=-1") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "error: threads must be >= 0 (0: torch's default), got -1"
+    assert err == ["error: threads must be a number of threads >= 0 (0: torch's default); got -1"]

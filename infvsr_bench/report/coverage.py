@@ -84,7 +84,11 @@ def frame_limit(run: Run) -> int | None:
     if not limit or not len(run.clips) or "frames" not in run.clips:
         return None
     ok = run.clips[run.clips["status"] == "ok"]
-    return int(limit) if (ok["frames"] >= int(limit)).any() else None
+    # A clip of exactly max_frames frames is whole; a row without its length (written before lr_frames
+    # was recorded) cannot tell that from a longer clip cut short, so it counts as cut.
+    length = ok["lr_frames"] if "lr_frames" in ok else pd.Series(float("nan"), index=ok.index)
+    cut = (ok["frames"] < length).where(length.notna(), ok["frames"] >= int(limit))
+    return int(limit) if cut.any() else None
 
 
 def _extent(limits: list[int | None]) -> int | None:
