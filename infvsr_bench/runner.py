@@ -23,8 +23,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
-
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
@@ -33,6 +31,7 @@ from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
 from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
 from infvsr_bench.metrics import Metric
 from infvsr_bench.pipeline import Stages
+from infvsr_bench.progress import progress_bar
 from infvsr_bench.results import RunStore, clip_folder_name
 from methods.base import ClipInfo, Method
 from vsr_datasets.benchmark import ClipEntry
@@ -197,7 +196,8 @@ def run_clip(
         done += n
 
     try:
-        with stages, tqdm(total=total, desc=clip.name, unit="frame", leave=False, disable=not progress) as bar:
+        with stages, progress_bar(total=total, desc=f"clip {clip.name}", unit="frame", leave=False,
+                                  enabled=progress) as bar:
             # GT one chunk ahead and LR two chunks ahead (reader threads); SR chunks to the metrics and
             # the writer, two waiting each: memory bounded by the chunk size, never by the clip length.
             gt_frames = stages.prefetch(gt.iter_frames(), method.chunk_size, "gt") if gt is not None else None
@@ -302,7 +302,7 @@ def run_all(
     memory = memory or MemoryAccounts.for_method(method)
     suffix = {"png": ""}.get(output_codec, ".mkv")
     began = time.time()
-    for clip in tqdm(clips, desc=f"{method.name}", unit="clip", disable=not progress):
+    for clip in progress_bar(clips, desc=method.name, unit="clip", enabled=progress):
         if store.is_finished(clip.name):
             log.info("clip %s: already finished, skipped", clip.name)
             continue

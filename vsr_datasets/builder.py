@@ -21,12 +21,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import psutil
-from tqdm import tqdm
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError, InfvsrError
 from infvsr_bench.io.writers import open_writer
 from infvsr_bench.leases import HOST
+from infvsr_bench.progress import progress_bar
 
 MANIFEST_VERSION = 1
 STORAGE_SUFFIX = {"ffv1": ".mkv", "x264rgb": ".mkv", "png": ""}
@@ -139,7 +139,7 @@ def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[
     gt_w = open_writer(out / gt_rel, fps=source.fps, codec=codec)
     lr_w = open_writer(out / lr_rel, fps=source.fps, codec=codec)
     n_lr = 0
-    with gt_w, lr_w, tqdm(total=source.num_frames, desc=f"build {name}", unit="frame", leave=False) as bar:
+    with gt_w, lr_w, progress_bar(total=source.num_frames, desc=f"build {name}", unit="frame", leave=False) as bar:
         for chunk in _chunks(source.frames(), 16):
             gt_w.write(chunk)
             lr = degradation.apply(chunk)
@@ -218,7 +218,8 @@ def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create dataset folder {root.parent}: {exc.strerror}") from None
     try:
-        entries = [build_clip(dict(c), recipe, tmp) for c in tqdm(recipe["clips"], desc=f"build {recipe['name']}", unit="clip")]
+        entries = [build_clip(dict(c), recipe, tmp) for c in progress_bar(recipe["clips"], desc=f"build {recipe['name']}",
+                                                                           unit="clip")]
         manifest = {
             "manifest_version": MANIFEST_VERSION,
             "name": recipe["name"],

@@ -23,6 +23,7 @@ import torch
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.progress import progress_bar
 from infvsr_bench.results import write_json
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, count_parameters
 from methods.infvsr.training.checkpoint import (latest_checkpoint, load_checkpoint, read_safetensors, save_checkpoint,
@@ -173,8 +174,6 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def run_stage(ctx: StageContext, sampler: ClipSampler, val_clips: list, folder: Path, digest: str) -> dict[str, Any]:
     """Train one stage to ``steps`` (resuming), validate, write its product; returns its summary."""
-    from tqdm import tqdm
-
     stage, cfg = ctx.stage, ctx.config
     final = folder / "final.safetensors"
     done = _final_summary(final, digest, stage.steps, cfg.overwrite, ctx.name)
@@ -188,7 +187,7 @@ def run_stage(ctx: StageContext, sampler: ClipSampler, val_clips: list, folder: 
     log_path = folder / "log.jsonl"
     _truncate_log(log_path, start)
     began = time.perf_counter()
-    bar = tqdm(total=stage.steps, initial=start, desc=ctx.name, disable=not cfg.progress, dynamic_ncols=True)
+    bar = progress_bar(total=stage.steps, initial=start, desc=ctx.name, unit="step", enabled=cfg.progress)
     for step in range(start, stage.steps):
         gt, lr = sampler.batch(step, stage.batch_size, stage.frames, stage.crop)
         terms = {k: float(v) for k, v in task.train_step(gt, lr, step).items()}
