@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import torch
+
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
