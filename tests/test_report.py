@@ -30,7 +30,8 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
              fps: float = 10.0, params: int = 0, weights: str = "none", psnr_info: dict = PSNR,
              finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "",
              status: str = "complete", clips: list[str] | None = None, failed: dict[str, str] | None = None,
-             recipe: str | None = None, score_through: str = "lossless", max_frames: int | None = None) -> Path:
+             recipe: str | None = None, score_through: str = "lossless", max_frames: int | None = None,
+             identity: dict | None = None) -> Path:
     """A run folder with per-frame values given per clip (clip value = frame mean), ``failed`` clips
     (clip -> reason) and the clip list it was asked to do (``clips``, default: all given, in order).
     A ``running`` run has no ``finished`` time."""
@@ -48,7 +49,7 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
         pd.concat(frames).to_parquet(path / "frames.parquet")
     pd.DataFrame(rows).to_parquet(path / "clips.parquet")
     method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
-    record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity={},
+    record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity=identity or {},
                        fingerprint=method + json.dumps(psnr_info["settings"]) + score_through,
                        method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
                        dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
@@ -183,6 +184,14 @@ def test_scores_through_a_lossy_encode_are_shown_apart(tmp_path):
     merged = load_runs([str(tmp_path)])
     lossy = [c for c in merged.metrics if c.startswith("psnr@")]
     assert len(lossy) == 1 and any("differs in ['score_through']" in n for n in merged.notes)
+    # scored through another version of the encode (its values differ): apart again, lossless runs unmoved
+    v2 = {"score_through": {"name": "x264_yuv420p_q7", "version": 2}}
+    make_run(tmp_path, "C", {"c": [28.0]}, {"c": [0.3]}, score_through="x264_yuv420p_q7", identity=v2)
+    make_run(tmp_path, "D", {"c": [27.0]}, {"c": [0.3]}, score_through="x264_yuv420p_q7", identity=v2)
+    merged = load_runs([str(tmp_path)])
+    board = leaderboard(merged, [c for c in merged.metrics if c.startswith("psnr")])
+    columns = {m: [c[1] for c in board.values.columns if not np.isnan(board.values.loc[m, c])] for m in "ABCD"}
+    assert columns["A"] == ["psnr"] and columns["C"] == columns["D"] and len({*columns["B"], *columns["C"]}) == 2
 
 
 def test_random_weights_refused_tiny_labelled_reruns_deduplicated(tmp_path):
