@@ -19,7 +19,8 @@ round differently from its C code (RGB -> yuv420p by 1 level, yuv420p -> RGB by 
 with one thread and only x264 code whose output equals its C code bit for bit (integer MMX2 on x86, C
 elsewhere), and convert both ways with swscale's exact rounding (``ACCURATE_RND | BITEXACT``,
 bicubic to YUV, nearest chroma back to RGB: FFmpeg's C conversion, the one its readers use): one result
-on any CPU. It differs from the authors' pipeline on one machine by that machine's rounding (about
+on any x86 CPU, checked with FFmpeg's SIMD off; ARM builds run the same C code compiled for ARM (not
+compared here with x86: a compiler may fuse its float operations). It differs from the authors' pipeline on one machine by that machine's rounding (about
 0.01 dB of PSNR; that pipeline moves by about as much from one CPU to another), and costs about twice
 the encode time of ffmpeg's fastest path.
 """
