@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.transcode import SCORE_THROUGH
 
 FORMAT_VERSION = 2
 # Top-level config keys that change results. Not these: max_clips and shard only select clips (the
@@ -119,8 +120,11 @@ def read_run_record(run_dir: Path) -> RunRecord:
 def run_identity(config: Mapping[str, Any], method: Mapping[str, Any], metrics: list[Mapping[str, Any]],
                  dataset: DatasetRecord) -> dict[str, Any]:
     """What must agree for two sets of results to belong to one run (see the module docstring)."""
+    encoding = SCORE_THROUGH.get(config.get("score_through") or "lossless")
     return {
         "config": {k: config.get(k) for k in RESULT_CONFIG_KEYS},
+        # a lossy encoding's version (its values changed with it); lossless runs' identity as before
+        **({"score_through": {"name": encoding.name, "version": encoding.version}} if encoding else {}),
         "method": {k: method.get(k) for k in ("name", "version", "weights", "weights_sha256")},
         "metrics": {m["column"]: {k: m.get(k) for k in ("metric", "version", "settings", "weights", "weights_sha256")}
                     for m in metrics},

@@ -6,11 +6,14 @@ import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import REPO
 
 from infvsr_bench.cli import main
 from infvsr_bench.report.merge import load_runs
@@ -27,7 +30,8 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
              fps: float = 10.0, params: int = 0, weights: str = "none", psnr_info: dict = PSNR,
              finished: str = "2026-01-01T00:00:00", dataset: str = "toy", tag: str = "",
              status: str = "complete", clips: list[str] | None = None, failed: dict[str, str] | None = None,
-             recipe: str | None = None, score_through: str = "lossless", max_frames: int | None = None) -> Path:
+             recipe: str | None = None, score_through: str = "lossless", max_frames: int | None = None,
+             identity: dict | None = None) -> Path:
     """A run folder with per-frame values given per clip (clip value = frame mean), ``failed`` clips
     (clip -> reason) and the clip list it was asked to do (``clips``, default: all given, in order).
     A ``running`` run has no ``finished`` time."""
@@ -45,13 +49,77 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
         pd.concat(frames).to_parquet(path / "frames.parquet")
     pd.DataFrame(rows).to_parquet(path / "clips.parquet")
     method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
-    record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity={},
+    record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity=identity or {},
                        fingerprint=method + json.dumps(psnr_info["settings"]) + score_through,
                        method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
                        dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
                        status=RunStatus(status), finished=None if status == "running" else finished)
     (path / "run.json").write_text(json.dumps(record.to_dict()))
     return path
+
+
+PDFLATEX = shutil.which("pdflatex")
+ARTICLE = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n%s\n\\end{document}\n"
+BROWSERS = ("chromium", "chromium-browser", "chromium-headless-shell", "chrome-headless-shell", "google-chrome",
+            "google-chrome-stable")
+
+
+def compile_latex(tex: str, folder: Path) -> None:
+    """``tex`` in a plain article with booktabs (what the table needs), through a real pdflatex: it must
+    compile with -halt-on-error and lose no glyph. Skips, saying why, where no pdflatex is installed."""
+    if not PDFLATEX:
+        pytest.skip("pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended, as .ci/run does)")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "doc.tex").write_text(ARTICLE % tex, encoding="utf-8")
+    done = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=folder,
+                          capture_output=True, text=True, errors="replace", timeout=120)
+    log = (folder / "doc.log").read_text(errors="replace")
+    assert done.returncode == 0, "\n".join(re.findall(r"^!.*\n.*\n.*", log, re.M)) or done.stdout[-2000:]
+    assert "Missing character" not in log, re.findall(r"Missing character.*", log)
+    assert (folder / "doc.pdf").stat().st_size > 0
+
+
+def render_html(path: Path) -> str:
+    """The DOM a real headless Chromium builds from ``path``; skips, saying why, where none is installed."""
+    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        pytest.skip(f"no headless Chromium-family browser installed (looked for {', '.join(BROWSERS)})")
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+class _Dom(HTMLParser):
+    """Tables (rows of cell texts), images and the page's text, from a rendered DOM."""
+
+    def __init__(self, dom: str) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.images: list[str] = []
+        self.text: list[str] = []
+        self._cell: list[str] | None = None
+        self.feed(dom)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
 
 
 @pytest.fixture
@@ -86,11 +154,7 @@ def test_latex_is_structurally_sound(three_runs, tmp_path):
     body = [line for line in tex.splitlines() if line.endswith(r"\\")]
     assert len({line.count("&") for line in body}) == 1  # same column count on every row
     assert tex.count("{") == tex.count("}")
-    if shutil.which("pdflatex"):
-        doc = tmp_path / "t.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}" + tex + "\\end{document}")
-        subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, check=True,
-                       capture_output=True, timeout=60)
+    compile_latex(tex, tmp_path / "tex")
 
 
 def test_reference_rows_are_marked_and_not_ranked(tmp_path):
@@ -120,6 +184,14 @@ def test_scores_through_a_lossy_encode_are_shown_apart(tmp_path):
     merged = load_runs([str(tmp_path)])
     lossy = [c for c in merged.metrics if c.startswith("psnr@")]
     assert len(lossy) == 1 and any("differs in ['score_through']" in n for n in merged.notes)
+    # scored through another version of the encode (its values differ): apart again, lossless runs unmoved
+    v2 = {"score_through": {"name": "x264_yuv420p_q7", "version": 2}}
+    make_run(tmp_path, "C", {"c": [28.0]}, {"c": [0.3]}, score_through="x264_yuv420p_q7", identity=v2)
+    make_run(tmp_path, "D", {"c": [27.0]}, {"c": [0.3]}, score_through="x264_yuv420p_q7", identity=v2)
+    merged = load_runs([str(tmp_path)])
+    board = leaderboard(merged, [c for c in merged.metrics if c.startswith("psnr")])
+    columns = {m: [c[1] for c in board.values.columns if not np.isnan(board.values.loc[m, c])] for m in "ABCD"}
+    assert columns["A"] == ["psnr"] and columns["C"] == columns["D"] and len({*columns["B"], *columns["C"]}) == 2
 
 
 def test_random_weights_refused_tiny_labelled_reruns_deduplicated(tmp_path):
@@ -281,11 +353,7 @@ def test_latex_escapes_every_special_character(tmp_path):
     assert r"a\_b\$c\textasciicircum{}d\textasciitilde{}e\{f\}" in tex
     assert r"50\%" in tex and r"x\textbackslash{}y\&z\#" in tex
     assert _balanced(tex)
-    if shutil.which("pdflatex"):
-        doc = tmp_path / "t.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}" + tex + "\\end{document}")
-        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                       check=True, capture_output=True, timeout=60)
+    compile_latex(tex, tmp_path / "tex")
 
 
 def test_marks_follow_the_displayed_values(tmp_path):
@@ -320,3 +388,52 @@ def test_runs_cut_short_by_max_frames_are_not_ranked_against_whole_clips(tmp_pat
     make_run(only_short, "B", {"c1": [40, 40]}, {"c1": [0.1] * 2}, max_frames=2)
     board = leaderboard(load_runs([str(only_short)]), ["psnr"])
     assert board.coverage.ranked("A", "toy") and board.coverage.ranked("B", "toy")
+
+
+HOSTILE = ("a_b$c^d~e{f}", "50%", "x\\y&z#", "m\u00e9thode\u2013\u03b2<|>`")  # \u03b2: no pdflatex glyph
+
+
+@pytest.fixture
+def hostile_runs(tmp_path):
+    """Runs whose method, clip and metric names hold every LaTeX/HTML special character and non-ASCII
+    text, on a dataset with reported values (the table shown apart), one cut short by max_frames."""
+    root = tmp_path / "runs"
+    odd = {**PSNR, "settings": {"channel": "rgb", "crop_border": 0}}  # shown apart as psnr@<suffix>
+    for i, name in enumerate(HOSTILE):
+        clips = {"c_1&%": [30.0 - i, 30.0 - i], "c~2#<b>": [25.0 - i, 25.0 - i]}
+        make_run(root, name, clips, {c: [0.2, 0.2] for c in clips}, dataset="udm10",
+                 max_frames=1 if i == 1 else None)
+    make_run(root, "rgb_{psnr}", {"c_1&%": [31.0]}, {"c_1&%": [0.2]}, dataset="udm10", psnr_info=odd)
+    return root
+
+
+@pytest.mark.parametrize("methods_as", ["rows", "columns"])
+def test_every_generated_tex_compiles_with_pdflatex(hostile_runs, tmp_path, methods_as):
+    out = tmp_path / "rep"
+    assert main(["report", str(hostile_runs), f"out={out}", "reference=infvsr_paper", f"methods_as={methods_as}",
+                 "plots=false"]) == 0
+    tex = (out / "leaderboard.tex").read_text()
+    assert r"max\_frames" in tex and "max_frames" not in tex.split("\\end{table}")[0]  # the caption's
+    assert "m\u00e9thode\u2013[U+03B2]\\textless{}\\textbar{}\\textgreater{}\\textasciigrave{}" in tex  # all still there
+    assert tex.count(r"\begin{table}") == 2  # reported values shown apart: their own table
+    compile_latex(tex, tmp_path / "tex")
+
+
+@pytest.mark.parametrize("path", sorted(REPO.glob("reports/**/*.tex")), ids=lambda p: str(p.relative_to(REPO)))
+def test_committed_reports_compile_with_pdflatex(path, tmp_path):
+    compile_latex(path.read_text(), tmp_path)
+
+
+def test_report_html_renders_in_a_headless_browser(hostile_runs, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["report", str(hostile_runs), f"out={out}", "reference=infvsr_paper", "metrics=[psnr,lpips]"]) == 0
+    dom = _Dom(render_html(out / "leaderboard.html"))
+    ranked, apart = dom.tables
+    assert len({len(row) for row in ranked}) == 1 and len({len(row) for row in apart}) == 1  # no row broken
+    assert sorted(row[0] for row in ranked[1:]) == sorted([*HOSTILE, "rgb_{psnr}"])  # names as text, not markup
+    assert ranked[0][1] == "udm10 clips" and "udm10 psnr ↑" in ranked[0]
+    text = "".join(dom.text)
+    assert "first frames: max_frames cut its clips" in text  # the legend
+    assert "c~2#<b>" in text  # a clip name in the notes, as text (escaped, not a <b> element)
+    plots = sorted((out).glob("*.png"))
+    assert plots and len(dom.images) == len(plots) and all(src.startswith("data:image/png;base64,") for src in dom.images)

@@ -257,17 +257,24 @@ class PyAVReader(VideoReader):
                 f"{self.path}: truncated video, decoded {count} of {self.num_frames} frames"
             )
 
+    _decord_refused = False  # set once decord failed on this clip: PyAV reads it from then on
+
     def read_frames(self, indices: Sequence[int]) -> np.ndarray:
-        if not self.pix_fmt.startswith("yuv"):
-            # decord converts RGB-coded streams (x264rgb, FFV1 bgr0) inexactly: decode them here.
+        """decord's random access, else PyAV's sequential decoding (the same frames): for RGB-coded
+        streams (x264rgb, FFV1 bgr0), which decord converts inexactly; for indices out of range (PyAV
+        names them); and where decord fails. It does so on CPUs with AVX-512, where FFmpeg pads RGB rows
+        to 64 bytes and decord refuses padded frames (e.g. 96 px wide: 384-byte rows of 288 bytes)."""
+        if (not self.pix_fmt.startswith("yuv") or self._decord_refused
+                or not all(0 <= int(i) < self.num_frames for i in indices)):
             return super().read_frames(indices)
         import decord
 
         try:
             vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0))
             return vr.get_batch(list(map(int, indices))).asnumpy()
-        except (decord.DECORDError, IndexError, RuntimeError) as exc:
-            raise VideoReadError(f"{self.path}: random access failed ({exc})") from None
+        except (decord.DECORDError, IndexError, RuntimeError):
+            self._decord_refused = True
+            return super().read_frames(indices)
 
 
 def open_video(path: str | Path, fps: float = 25.0) -> VideoReader:

@@ -179,7 +179,8 @@ def _catalogue(runs: list[Run], notes: list[str]) -> tuple[dict[str, dict[str, A
         renames[run.path] = {}
         for info in run.record.metrics:
             col = info["column"]
-            key = _metric_key({**info, "score_through": run.record.config.get("score_through", "lossless")})
+            lossy = run.record.identity.get("score_through")  # name and version; none: lossless or version 1
+            key = _metric_key({**info, "score_through": lossy or run.record.config.get("score_through", "lossless")})
             keys.setdefault(col, key)
             suffix = "" if keys[col] == key else f"@{_variant_suffix(key)}"
             own = derived_columns(info, run.clips.columns)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import re
 from typing import Any
 
 import numpy as np
@@ -142,7 +141,7 @@ def _heading(lb: Leaderboard, dataset: str, metric: str, style: dict[str, Any]) 
     direction = lb.direction(metric)
     esc = style["escape"]
     text = f"{esc(dataset)} {esc(metric)} {style['up'] if direction.higher_is_better else style['down']}"
-    return text + (f" (ideal {direction.ideal:g})" if direction.ideal is not None else "")
+    return text + (esc(f" (ideal {direction.ideal:g})") if direction.ideal is not None else "")
 
 
 Cells = tuple[list[str], list[list[str]], list[str]]  # header, body rows, row labels
@@ -162,7 +161,7 @@ def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> Cells:
     for dataset in dict.fromkeys(d for d, _ in lb.values.columns):
         header.append(f"{esc(dataset)} clips")
         for row, method in zip(body, lb.values.index):
-            row.append(lb.coverage.label(method, dataset))
+            row.append(esc(lb.coverage.label(method, dataset)))
         for col in [c for c in lb.values.columns if c[0] == dataset]:
             header.append(_heading(lb, *col, style))
             for row, method in zip(body, lb.values.index):
@@ -194,26 +193,45 @@ APART = ("Reported values shown apart: not computed with the protocol of any col
 
 
 def _legend(lb: Leaderboard, style: dict[str, Any]) -> str:
-    """The footnote of every format: aggregation, the coverage rule, the marks, the ideals."""
-    return (f"Aggregation: {style['escape'](lb.aggregation)}. Clips: k/n, the clips finished of the n clips the dataset's runs were asked to do. "
-            "Ranked rows are valued and ranked over the common clips, those every ranked method finished; "
-            f"{style['unranked']} not ranked (partial: asked fewer clips; running: not finished; first frames: "
-            "max_frames cut its clips shorter than the ranked rows'; or no clip finished), valued over its "
-            "own finished clips and frames. "
-            f"{style['best'].format('Best')}, {style['second'].format('second')} among ranked rows, on the "
-            "values as shown; a column with an ideal ranks every value past it as the ideal "
-            "(boundary ratio: 1, seams invisible; fidelity slope per 1,000 frames: 0, no drift). "
-            f"{style['reported'].format('Italic')} rows are reported by their papers, not measured here, "
-            "and stand only beside columns computed with their protocol.")
+    """The footnote of every format: aggregation, the coverage rule, the marks, the ideals. Its text goes
+    through the format's escape like every name; only the format's own markup is inserted as is."""
+    esc = style["escape"]
+    return (esc(f"Aggregation: {lb.aggregation}. Clips: k/n, the clips finished of the n clips the dataset's runs "
+                "were asked to do. Ranked rows are valued and ranked over the common clips, those every ranked "
+                "method finished; ")
+            + style["unranked"]
+            + esc(" not ranked (partial: asked fewer clips; running: not finished; first frames: max_frames cut its "
+                  "clips shorter than the ranked rows'; or no clip finished), valued over its own finished clips "
+                  "and frames. ")
+            + f"{style['best'].format(esc('Best'))}, {style['second'].format(esc('second'))}"
+            + esc(" among ranked rows, on the values as shown; a column with an ideal ranks every value past it as "
+                  "the ideal (boundary ratio: 1, seams invisible; fidelity slope per 1,000 frames: 0, no drift). ")
+            + style["reported"].format(esc("Italic"))
+            + esc(" rows are reported by their papers, not measured here, and stand only beside columns computed "
+                  "with their protocol."))
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "`": r"\textasciigrave{}"}
+# Non-ASCII characters pdflatex typesets in its default setup (UTF-8 input, OT1 fonts): Latin-1 and
+# Latin Extended-A letters but those OT1 lacks, and common punctuation.
+LATEX_UNICODE = (frozenset(map(chr, range(0xA0, 0x180))) - frozenset("«»ÐÞðþĄąĐđĘęĦħĮįĸĿŀŉŊŋŦŧŲųſ")
+                 | frozenset("–—‘’“”…•€™"))
+
+
+def _latex_char(ch: str) -> str:
+    if ch in LATEX_SPECIAL:
+        return LATEX_SPECIAL[ch]
+    if " " <= ch <= "~" or ch in LATEX_UNICODE:
+        return ch
+    return " " if ch.isspace() else f"[U+{ord(ch):04X}]"  # any other character: its code point, visibly
 
 
 def latex_escape(text: str) -> str:
-    """``text`` as LaTeX typesets it literally (one pass, so no escape is escaped again)."""
-    return re.sub(r"[\\&%$#_{}~^]", lambda m: LATEX_SPECIAL[m.group()], text)
+    """``text`` as pdflatex typesets it literally, whatever it holds (one pass, so no escape is escaped
+    again): the only way any text (names, headings, captions) enters LaTeX output."""
+    return "".join(map(_latex_char, text))
 
 
 MARKDOWN = {"up": "↑", "down": "↓", "best": "**{}**", "second": "<u>{}</u>", "reported": "*{}*", "unranked": "†",
@@ -221,7 +239,7 @@ MARKDOWN = {"up": "↑", "down": "↓", "best": "**{}**", "second": "<u>{}</u>",
 LATEX = {"up": r"$\uparrow$", "down": r"$\downarrow$", "best": r"\textbf{{{}}}", "second": r"\underline{{{}}}",
          "reported": r"\textit{{{}}}", "unranked": r"$^\dagger$", "escape": latex_escape}
 HTML = {"up": "&uarr;", "down": "&darr;", "best": "<b>{}</b>", "second": "<u>{}</u>", "reported": "<i>{}</i>",
-        "unranked": "&dagger;", "escape": html.escape}
+        "unranked": "&dagger;", "escape": lambda s: html.escape(s, quote=False)}
 
 
 def _markdown_table(header: list[str], body: list[list[str]], labels: list[str]) -> list[str]:
@@ -245,8 +263,9 @@ def _latex_table(cells: Cells, corner: str, caption: str) -> list[str]:
 
 
 def to_latex(lb: Leaderboard, methods_as: str = "rows") -> str:
-    """A booktabs table (and one for reported values shown apart); the notes follow as comments, so
-    the source says what the caption cannot."""
+    """A booktabs table (and one for reported values shown apart) that pdflatex compiles whatever the
+    names hold; the notes follow as comments (one line each, never typeset), so the source says what
+    the caption cannot."""
     corner = "Method" if methods_as == "rows" else "Metric"
     lines = _latex_table(_cells(lb, LATEX, methods_as), corner, _legend(lb, LATEX))
     if not lb.apart.empty:
