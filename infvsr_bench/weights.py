@@ -373,9 +373,16 @@ def load_tensors(path: Path, mmap: bool = False) -> dict[str, Any]:
 
 
 def load_into(module: Any, state: Mapping[str, Any], path: Path, strict: bool = True) -> None:
-    """``module.load_state_dict(state)`` for a state read from ``path``; a file that does not fit is refused in one line."""
-    with reading(path, f"weights that fit {type(module).__name__}"):
-        module.load_state_dict(state, strict=strict)
+    """``module.load_state_dict(state)`` for a state read from ``path``; a file that does not fit is refused in one line.
+
+    Non-strict loading (files that hold only some layers) still refuses a file none of whose tensors
+    belong to the module: it would leave the network as initialised, and its numbers silently wrong.
+    """
+    name = type(module).__name__
+    with reading(path, f"weights that fit {name}"):
+        result = module.load_state_dict(state, strict=strict)
+        if not strict and len(result.unexpected_keys) == len(state):
+            raise ValueError(f"none of its {len(state)} tensors belong to {name}")
 
 
 def summary(resolved: Mapping[str, Resolved]) -> tuple[WeightsKind, dict[str, str]]:

@@ -214,3 +214,16 @@ def test_infvsr_files_are_refused_in_one_line(kind, isolated, tmp_path):
             build_method({"name": "infvsr", "weights_dir": str(isolated), "weights": weights, "device": "cpu"})
         assert str(planted) in str(err.value) and "\n" not in str(err.value), str(err.value)
         assert not marker.exists()
+
+
+def test_a_partial_load_still_needs_some_of_the_file(tmp_path):
+    """LPIPS and DISTS files hold only some layers (non-strict, as pyiqa loads them); a file with none of them is
+    refused (pyiqa loaded such a file silently and scored with the layers' random initialisation)."""
+    from infvsr_bench.weights import WeightsFileError, load_into
+
+    net, path = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)), tmp_path / "part.pth"
+    load_into(net, {"1.weight": torch.ones(1, 2)}, path, strict=False)
+    assert torch.equal(net[1].weight, torch.ones(1, 2))
+    for foreign in ({"conv.weight": torch.ones(1, 2)}, {}):
+        with pytest.raises(WeightsFileError, match=rf"^{path}: not weights that fit Sequential \(none of its "):
+            load_into(net, foreign, path, strict=False)
