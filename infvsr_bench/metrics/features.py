@@ -9,6 +9,7 @@ several metrics scoring the same chunk with the same backbone run the network on
 from __future__ import annotations
 
 import dataclasses
+import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from torchvision.transforms import functional as TF
 
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind, load_into, load_tensors, reading, resolve, summary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -119,8 +120,10 @@ def build_dino(random_weights: bool, folder: str | None, allow_download: bool) -
     kwargs = {"num_classes": 0, "dynamic_img_size": True}
     if path is None:
         vit = _seeded(lambda: timm.create_model(model_id, pretrained=False, **kwargs))
-    else:
-        vit = timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    else:  # read by us; timm converts and loads it as it would its own file
+        state = load_tensors(path)
+        with reading(path, f"weights that fit timm's {model_id}"):
+            vit = timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
     info = {
         "model": f"timm:{model_id}", "feature": "CLS token after final norm",
         "preprocess": "VBench dino_transform: shorter side 224 bilinear antialias=False, no crop, ImageNet mean/std",
@@ -139,10 +142,17 @@ def build_clip(random_weights: bool, folder: str | None, allow_download: bool) -
 
     if path is None:
         model = _seeded(lambda: open_clip.create_model("ViT-B-32-quickgelu", pretrained=None))
-    elif path.suffix == ".pt":  # OpenAI's TorchScript release, as the `clip` package caches it
+    elif path.suffix == ".pt":  # OpenAI's TorchScript release, as the `clip` package caches it (sha256 pinned)
         model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
-    else:
-        model = open_clip.create_model("ViT-B-32-quickgelu", pretrained=str(path))
+    else:  # open_clip's own layout, read by us and loaded strictly (open_clip's conversions leave it unchanged)
+        state = load_tensors(path)
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)  # open_clip's "initialized randomly": the weights are loaded next
+        try:
+            model = open_clip.create_model("ViT-B-32-quickgelu", pretrained=None)
+        finally:
+            logging.disable(previous)
+        load_into(model, state, path)
     info = {
         "model": "open_clip:ViT-B-32-quickgelu (OpenAI weights)", "feature": "encode_image",
         "preprocess": "VBench clip_transform: shorter side 224 bicubic antialias=False, centre crop 224, CLIP mean/std",
@@ -157,15 +167,16 @@ def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tens
     Both define their modules in the same order (stem, blocks, head, classifier), so tensors pair up
     in order; every pair must agree in shape and in kind (weight, bias, running stats).
     """
-    source = torch.load(path, map_location="cpu", weights_only=True)
+    source = load_tensors(path)
     target = model.state_dict()
-    if len(source) != len(target):
-        raise ValueError(f"{path}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}")
-    mapped = {}
-    for (k_src, v), (k_dst, ref) in zip(source.items(), target.items()):
-        if v.shape != ref.shape or k_src.rsplit(".", 1)[-1] != k_dst.rsplit(".", 1)[-1]:
-            raise ValueError(f"{path}: {k_src} {tuple(v.shape)} does not map onto {k_dst} {tuple(ref.shape)}")
-        mapped[k_dst] = v
+    with reading(path, "EfficientNet-Lite0 weights in the lukemelas layout"):
+        if len(source) != len(target):
+            raise ValueError(f"{len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}")
+        mapped = {}
+        for (k_src, v), (k_dst, ref) in zip(source.items(), target.items()):
+            if v.shape != ref.shape or k_src.rsplit(".", 1)[-1] != k_dst.rsplit(".", 1)[-1]:
+                raise ValueError(f"{k_src} {tuple(v.shape)} does not map onto {k_dst} {tuple(ref.shape)}")
+            mapped[k_dst] = v
     return mapped
 
 

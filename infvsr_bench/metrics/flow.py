@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from infvsr_bench.config import from_options
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import CATALOGUE, WeightsKind, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve, summary
 
 
 def describe(settings: Any) -> str:
@@ -124,7 +124,8 @@ class RAFT(FlowEstimator):
         if found is None:
             self.weights = WeightsKind.RANDOM
         else:
-            model.load_state_dict(torch.load(next(iter(found.values())).path, map_location="cpu", weights_only=True))
+            path = next(iter(found.values())).path
+            load_into(model, load_tensors(path), path)
             self.weights, self.weights_sha256 = summary(found)
         self.device = resolve_device(self.runtime.device)
         self.model = model.eval().to(self.device)

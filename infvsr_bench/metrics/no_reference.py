@@ -12,7 +12,7 @@ import numpy as np
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import MetricKind
 from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, clip_rn50
-from infvsr_bench.weights import CATALOGUE
+from infvsr_bench.weights import CATALOGUE, reading
 
 RN50 = CATALOGUE["clip/RN50.pt"]
 # pyiqa's NIQE pristine model is the MATLAB release's; BasicSR's .npz holds the same numbers (they
@@ -22,13 +22,17 @@ NIQE_PARAMS = CATALOGUE["pyiqa/niqe_modelparameters.mat"]
 
 
 def niqe_params_option(path: Path) -> Any:
-    """pyiqa reads NIQE parameters with scipy.io.loadmat: pass a .mat path, or the shipped .npz as an in-memory .mat."""
-    if path.suffix != ".npz":
-        return str(path)
+    """pyiqa reads NIQE parameters with scipy.io.loadmat: the release's .mat or the shipped .npz, read by us
+    (an unreadable file fails in one line naming it), handed over as an in-memory .mat."""
     import scipy.io
 
-    with np.load(path) as npz:
-        params = {"mu_prisparam": npz["mu_pris_param"], "cov_prisparam": npz["cov_pris_param"]}
+    with reading(path, "NIQE parameters (mu_prisparam, cov_prisparam)"):
+        if path.suffix == ".npz":
+            with np.load(path) as npz:
+                params = {"mu_prisparam": npz["mu_pris_param"], "cov_prisparam": npz["cov_pris_param"]}
+        else:
+            mat = scipy.io.loadmat(path)
+            params = {key: mat[key] for key in ("mu_prisparam", "cov_prisparam")}
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, params)
     buffer.seek(0)

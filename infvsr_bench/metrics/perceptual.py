@@ -13,11 +13,13 @@ LPIPS_SPEC = PyiqaSpec(
     "lpips",
     model=CATALOGUE["pyiqa/LPIPS_v0.1_alex-df73285e.pth"],
     backbones=(Backbone("pyiqa.archs.lpips_arch", "models", ALEXNET, torchvision_trunk("alexnet")),),
+    strict=False,
 )
 DISTS_SPEC = PyiqaSpec(
     "dists",
     model=CATALOGUE["pyiqa/DISTS_weights-f5e65c96.pth"],
     backbones=(Backbone("pyiqa.archs.dists_arch", "models", VGG16, torchvision_trunk("vgg16", init_weights=False)),),
+    strict=False,
 )
 
 

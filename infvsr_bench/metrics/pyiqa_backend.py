@@ -3,9 +3,11 @@
 pyiqa (PolyForm Noncommercial licence) and the libraries it calls download missing files on first
 use (into torch's hub folder). Here each file is a catalogue entry (``infvsr_bench.weights``),
 resolved *before* pyiqa is imported (weights folder, then those library caches, then a shipped
-copy) and handed to pyiqa as an explicit path; backbones that pyiqa builds through torchvision or
-CLIP are built by us from the resolved file (or with random weights for tests). Downloads happen
-only with the runtime option ``allow_download``.
+copy). pyiqa never reads a network's file itself (its loader unpickles with ``weights_only=False``,
+so a planted file would run code): the network is built without its pretrained file and the state
+dict we read (``load_tensors``) is loaded into it; backbones that pyiqa builds through torchvision
+or CLIP are built by us from the resolved file (or with random weights for tests). Downloads
+happen only with the runtime option ``allow_download``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
-from infvsr_bench.weights import WeightFile, WeightsKind, resolve, summary
+from infvsr_bench.weights import WeightFile, WeightsKind, load_into, load_tensors, resolve, summary
 
 PYIQA_LICENCE = "PolyForm-Noncommercial-1.0.0"
 
@@ -51,12 +53,15 @@ class PyiqaSpec:
     """How to build one pyiqa metric offline."""
 
     name: str  # pyiqa's metric name (a key of pyiqa's DEFAULT_CONFIGS)
-    model: WeightFile | None = None  # pyiqa's own file, passed as ``pretrained_model_path``
+    model: WeightFile | None = None  # pyiqa's own file: the network's state dict, read by us
     backbones: tuple[Backbone, ...] = ()
-    # pyiqa options that build the network without its own pretrained file; None: no random mode.
+    # pyiqa options that build the network without its own pretrained file (random mode, and the network
+    # our state dict is loaded into); None: no such mode.
     random_options: Mapping[str, Any] | None = dataclasses.field(default_factory=lambda: {"pretrained": False})
-    # How a resolved model file is passed to pyiqa (NIQE converts the shipped .npz to pyiqa's .mat layout).
-    model_option: Callable[[Path], Any] = str
+    # Whether the model file holds every key of pyiqa's network, as pyiqa loads it (LPIPS, DISTS: only their own layers).
+    strict: bool = True
+    # Parameters that are not a network (NIQE): read by us, handed to pyiqa as ``pretrained_model_path``.
+    model_option: Callable[[Path], Any] | None = None
 
     def files(self) -> tuple[WeightFile, ...]:
         return ((self.model,) if self.model else ()) + tuple(b.file for b in self.backbones)
@@ -77,7 +82,7 @@ def torchvision_trunk(arch: str, **as_pretrained: Any) -> Callable[[Path | None]
         def build(*_: Any, weights: Any = None, pretrained: Any = None, **kwargs: Any) -> torch.nn.Module:
             net = getattr(torchvision.models, arch)(weights=None, **as_pretrained, **kwargs)
             if path is not None:
-                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                load_into(net, load_tensors(path), path)
             return net
 
         return types.SimpleNamespace(**{arch: build})
@@ -151,15 +156,24 @@ def build(
     logging.getLogger("pyiqa").setLevel(logging.WARNING)  # its per-metric INFO lines would flood run output
     from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
-    build_options = dict(options)
+    build_options, state = dict(options), None
     if spec.model is not None and not random_weights:
-        build_options["pretrained_model_path"] = spec.model_option(paths[spec.model.filename])
+        model_path = paths[spec.model.filename]
+        if spec.model_option is not None:
+            build_options["pretrained_model_path"] = spec.model_option(model_path)
+        else:  # read first (a bad file fails before anything is built), loaded into the network below
+            state = load_tensors(model_path)
+            build_options.update(spec.random_options)
     with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
         torch.manual_seed(seed)
         for b in spec.backbones:
             path = None if random_weights else paths[b.file.filename]
             stack.enter_context(mock.patch.object(importlib.import_module(b.module), b.attr, b.factory(path)))
         model = pyiqa.create_metric(spec.name, device=resolve_device(device), **build_options)
+    if state is not None:
+        from pyiqa.archs.arch_util import clean_state_dict
+
+        load_into(model.net, clean_state_dict(state), model_path, strict=spec.strict)  # as pyiqa's load_pretrained_network
     config = DEFAULT_CONFIGS[spec.name]
     info = {
         "backend": "pyiqa",

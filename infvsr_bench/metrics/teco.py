@@ -24,7 +24,7 @@ from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
-from infvsr_bench.weights import CATALOGUE, WeightsKind, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve, summary
 
 
 def _check_skip(skip_ends: int) -> None:
@@ -173,14 +173,18 @@ def build_lpips(random_weights: bool = False, folder: str | None = None,
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated pretrained=False
         torch.manual_seed(0)  # a random trunk (tests) is the same network every time
-        model = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True, verbose=False)
+        model = lpips.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True, verbose=False)
+    # The linear layers lpips ships, read by us and loaded as lpips loads them (pretrained=True, non-strict).
     lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
+    load_into(model, load_tensors(lin), lin, strict=False)
     sums = {"lpips/weights/v0.1/alex.pth": sha256_file(lin)}
     if found is None:
         return model.eval(), WeightsKind.RANDOM, sums
-    trunk = torch.load(found[ALEXNET.filename].path, map_location="cpu", weights_only=True)
+    path = found[ALEXNET.filename].path
+    trunk = load_tensors(path)
     # lpips keeps AlexNet's feature layers under their own indices: slice<k>.<i>.* = features.<i>.*
-    model.net.load_state_dict({k: trunk["features." + k.split(".", 1)[1]] for k in model.net.state_dict()})
+    features = {k: "features." + k.split(".", 1)[1] for k in model.net.state_dict()}
+    load_into(model.net, {k: trunk[f] for k, f in features.items() if f in trunk}, path)
     kind, trunk_sums = summary(found)
     return model.eval(), kind, {**sums, **trunk_sums}
 

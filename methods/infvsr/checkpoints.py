@@ -7,7 +7,6 @@ and shapes are checked before loading, so a wrong file fails with one line namin
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from infvsr_bench.errors import InfvsrError
-from infvsr_bench.weights import CATALOGUE, WeightFile, resolve
+from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsFileError, load_tensors, reading, resolve
 from methods.infvsr.architecture import Modules
 from methods.infvsr.visual_encoder import merge_dape, select_ram_keys
 
@@ -28,31 +26,16 @@ FILES: dict[str, WeightFile] = {
 }
 
 
-class CheckpointError(InfvsrError):
-    """A weight file that cannot be read or does not fit the model."""
-
-
-def read_state(path: Path, mmap: bool = False) -> dict[str, Any]:
-    """A checkpoint's top-level dict, via safetensors or ``torch.load(weights_only=True)``."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({str(exc).splitlines()[0][:200]})") from None
+# A weight file that cannot be read or does not fit the model: the one error for unusable weight files.
+CheckpointError = WeightsFileError
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """A safetensors file's tensors and its string metadata."""
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a loadable safetensors file ({str(exc).splitlines()[0][:200]})") from None
+    with reading(path, "a loadable safetensors file"), safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
 
 
 def check_keys(expected: Mapping[str, torch.Size], state: Mapping[str, Any], name: str) -> None:
@@ -92,14 +75,14 @@ def resolve_files(weights_dir: str | None) -> tuple[dict[str, Path], dict[str, s
 def load_official(modules: Modules, paths: dict[str, Path]) -> Modules:
     """Strictly load the four released files (by role, as ``resolve_files`` gives them) into modules built
     on the meta device: the DiT, the VAE (``model_state`` when nested), RAM's Swin-L with DAPE merged."""
-    load_strict(modules.dit, read_state(paths["dit"], mmap=True), paths["dit"].name)
-    vae_state = read_state(paths["vae"])
+    load_strict(modules.dit, load_tensors(paths["dit"], mmap=True), paths["dit"].name)
+    vae_state = load_tensors(paths["vae"])
     load_strict(modules.vae, vae_state.get("model_state", vae_state), paths["vae"].name)
-    ram = read_state(paths["ram"], mmap=True)
+    ram = load_tensors(paths["ram"], mmap=True)
     if "model" not in ram:
         raise CheckpointError(f"{paths['ram']}: expected the RAM checkpoint's weights under 'model'")
     try:
-        encoder_state = merge_dape(select_ram_keys(ram["model"]), read_state(paths["dape"]))
+        encoder_state = merge_dape(select_ram_keys(ram["model"]), load_tensors(paths["dape"]))
     except ValueError as exc:
         raise CheckpointError(f"{paths['dape'].name}: {exc}") from None
     load_strict(modules.encoder, encoder_state, f"{paths['ram'].name} + {paths['dape'].name}")
