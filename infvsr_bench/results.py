@@ -142,6 +142,23 @@ def environment() -> dict[str, Any]:
 PROBE_BYTES = 64 * 1024
 
 
+def check_writable(folder: Path) -> None:
+    """Make ``folder`` and write a real block of data into it, so a read-only or full disk is found
+    before any work; one-line ConfigError naming the folder otherwise."""
+    probe = folder / f".write-probe-{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            try:
+                f.write(bytes(PROBE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {folder} is not writable: {exc.strerror or exc}") from None
+
+
 class RunStore:
     """One run folder: knows which clips are finished and writes results atomically."""
 
@@ -149,17 +166,7 @@ class RunStore:
         self.dir = Path(run_dir)
         self.clips_dir = self.dir / "clips"
         self.fingerprint: str | None = None  # the run this worker writes clips of (``begin``)
-        probe = self.dir / f".write-probe-{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            self.clips_dir.mkdir(parents=True, exist_ok=True)
-            with open(probe, "wb") as f:
-                f.write(bytes(PROBE_BYTES))
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise ConfigError(f"output folder {self.dir} is not writable: {exc.strerror or exc}") from None
-        finally:
-            probe.unlink(missing_ok=True)
+        check_writable(self.clips_dir)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

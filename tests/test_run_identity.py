@@ -104,7 +104,8 @@ def test_a_clip_row_of_another_run_fingerprint_is_not_merged(tmp_path, capsys):
     assert set(pd.read_parquet(store.dir / "frames.parquet")["clip"]) == {"a"}
     assert main(["merge", str(store.dir)]) == 1
     out = capsys.readouterr().out
-    assert "1/2 clips ok, 0 failed, 1 missing" in out and "not this run's: b: computed under run fingerprint 0000000000" in out
+    assert "1/2 clips ok, 0 failed, 1 missing" in out
+    assert "not this run's: b: computed under run fingerprint 0000000000" in out
     assert not RunStore(store.dir).is_finished("b")  # a worker of this run redoes it
     worker = RunStore(store.dir)
     worker.begin(_record(["a", "b"]), overwrite=False)
@@ -188,7 +189,7 @@ def full_disk(monkeypatch):
 
 def test_a_full_disk_at_start_is_noticed_by_the_write_probe(tmp_path, full_disk):
     # Before: the probe wrote 0 bytes, so a full disk passed it.
-    with pytest.raises(ConfigError, match=re.escape(f"output folder {tmp_path / 'run'} is not writable: No space left")):
+    with pytest.raises(ConfigError, match=re.escape(str(tmp_path / "run")) + ".* is not writable: No space left"):
         RunStore(tmp_path / "run")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["clips"]  # no probe left behind
 
