@@ -61,14 +61,9 @@ def check_overrides(overrides: list[str]) -> None:
     check_option_values(overrides)
     _preflight_weights(overrides)
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
-    root = Path(roots[-1] if roots else "runs").expanduser()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"output folder {root} is not writable: {exc.strerror or exc}") from None
+    from infvsr_bench.results import check_writable
+
+    check_writable(Path(roots[-1] if roots else "runs").expanduser())
 
 
 def check_option_keys(overrides: list[str]) -> None:

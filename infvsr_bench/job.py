@@ -21,7 +21,7 @@ from infvsr_bench.leases import HOST
 from infvsr_bench.memory import PROBE, MemoryAccount, settle
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.results import RunStore, environment
-from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, read_run_record, run_identity
+from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, run_identity
 from infvsr_bench.runner import MemoryAccounts, run_all
 from methods.base import build_method
 from vsr_datasets.benchmark import ClipEntry, load_dataset
@@ -114,17 +114,17 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     mine = shards.select(clips, frames, shard)
 
     method_info, metric_infos = method.info(), [m.info() for m in metrics]
-    data = DatasetRecord.of(dataset.name, dataset.scale, [c.name for c in clips], dataset.record)
+    # The record lists every clip of the dataset: max_clips, like a shard, only picks what this worker
+    # does, so the folder's tables keep every finished clip and merge lists the others as missing.
+    data = DatasetRecord.of(dataset.name, dataset.scale, [c.name for c in dataset.clips], dataset.record)
     identity = run_identity(config, method_info, metric_infos, data)
-    store.check_resumable(identity, fingerprint(identity), bool(config["overwrite"]))
-    record = RunRecord(
+    store.begin(RunRecord(
         config=config, identity=identity, fingerprint=fingerprint(identity), method=method_info,
         metrics=metric_infos, dataset=data, environment={**environment(), "memory_probe": PROBE},
-        started=_first_start(run_dir, fingerprint(identity)),
-    )
-    store.write_record(record)
+        started=dt.datetime.now(dt.timezone.utc).isoformat(),
+    ), bool(config["overwrite"]))
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
-             len(mine), len(clips), method.name, [m.column for m in metrics])
+             len(mine), len(data.clips), method.name, [m.column for m in metrics])
     try:
         run_all(
             mine, method, metrics, store,
@@ -143,14 +143,3 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     failed = sum(c.name in summary.failed for c in mine)
     return 0 if failed == 0 else 1
 
-
-def _first_start(run_dir: Path, fingerprint: str) -> str:
-    """When this run began: kept from the folder's record of the same run (another worker, an earlier
-    attempt), else now."""
-    try:
-        previous = read_run_record(run_dir)
-    except ConfigError:
-        previous = None
-    if previous is not None and previous.fingerprint == fingerprint:
-        return previous.started
-    return dt.datetime.now(dt.timezone.utc).isoformat()

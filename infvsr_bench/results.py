@@ -3,23 +3,31 @@
 Layout of a run folder::
 
     run.json                 config, git hash, versions, metric infos, method info, hardware, timings
+    .run.lock                while a worker reads, checks and writes run.json: its lock (``RunStore.begin``)
     clips/<folder>/frames.parquet per-frame values of one finished clip (folder: ``clip_folder_name``)
-    clips/<folder>/clip.json      the clip's row, naming the clip; written last, so it marks the clip as finished
+    clips/<folder>/clip.json      the clip's row, naming the clip and the run fingerprint it was computed
+                                  under; written last, so it marks the clip as finished
     clips/<folder>/lease.json     while a worker does the clip: its claim (infvsr_bench/leases.py)
     frames.parquet / .csv    all clips' per-frame values
     clips.parquet / .csv     one row per clip (status ok / failed with the reason)
 
 Every file is written to a temp name and renamed, so ``kill -9`` never leaves a torn file. Any number
-of workers may share a folder: clips are claimed with leases, and the tables are rebuilt from the
-clip files by whichever worker finishes last and by ``merge`` (the same files give the same tables).
+of workers may share a folder: the first to begin makes it its run's (``begin``: identity checked and
+written under a lock, so a worker of another run is refused), clips are claimed with leases, and the
+tables are rebuilt from the clip files by whichever worker finishes last and by ``merge`` (the same
+files give the same tables), from the rows of the record's fingerprint only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import secrets
@@ -27,14 +35,15 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder
-from infvsr_bench.run_record import RunRecord, RunStatus, identity_differences, read_run_record
+from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, RunStatus, identity_differences, read_run_record
 
+log = logging.getLogger("infvsr_bench")
 RECORDED_PACKAGES = (
     "infvsr-bench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "decord2",
     "opencv-python-headless", "scikit-image", "pyiqa", "open_clip_torch", "timm", "hydra-core",
@@ -42,12 +51,16 @@ RECORDED_PACKAGES = (
 
 
 def _atomic(path: Path, write) -> None:
+    """``write`` to a temp name, made durable, renamed to ``path``; a failure (a full disk) is one line
+    naming ``path``."""
     tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")  # unique across workers
     try:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -125,50 +138,99 @@ def environment() -> dict[str, Any]:
     }
 
 
+# The write probe's size: a real block, since a full disk still lets an empty file be created.
+PROBE_BYTES = 64 * 1024
+
+
+def check_writable(folder: Path) -> None:
+    """Make ``folder`` and write a real block of data into it, so a read-only or full disk is found
+    before any work; one-line ConfigError naming the folder otherwise."""
+    probe = folder / f".write-probe-{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            try:
+                f.write(bytes(PROBE_BYTES))
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {folder} is not writable: {exc.strerror or exc}") from None
+
+
 class RunStore:
     """One run folder: knows which clips are finished and writes results atomically."""
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = Path(run_dir)
         self.clips_dir = self.dir / "clips"
-        try:
-            self.clips_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.dir / f".write-probe-{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise ConfigError(f"output folder {self.dir} is not writable: {exc.strerror or exc}") from None
+        self.fingerprint: str | None = None  # the run this worker writes clips of (``begin``)
+        check_writable(self.clips_dir)
 
-    def check_resumable(self, identity: dict[str, Any], fingerprint: str, overwrite: bool) -> None:
-        """Refuse to mix results of another run (config, method or metric code, weights, data) in one
-        folder, naming what differs, unless told to start over."""
-        try:
-            previous = json.loads((self.dir / "run.json").read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous is None or previous.get("fingerprint") == fingerprint:
-            return
-        if not overwrite:
-            old = previous.get("identity")
-            differs = identity_differences(old, identity) if isinstance(old, dict) else ["run record format"]
-            shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
-            raise ConfigError(
-                f"{self.dir} holds results of a different run (differs in {shown}); pass run_name=<new name> "
-                "to keep both, or overwrite=true to replace them"
-            )
-        shutil.rmtree(self.clips_dir)
-        self.clips_dir.mkdir()
-        for name in ("frames", "clips", "curves"):
-            for suffix in (".parquet", ".csv"):
-                (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the folder's lock (``fcntl.flock`` on ``.run.lock``) while run.json is read, checked and
+        written, so two workers never both take the folder for different runs.
 
-    def clip_row(self, clip: str) -> dict[str, Any] | None:
-        """The stored row of ``clip``; None when absent, unreadable or belonging to another clip."""
+        flock holds across processes, and across hosts on Linux NFS clients (v4, or v3 with lockd);
+        a mount without locking (NFS ``nolock``, Lustre ``localflock``) locks this host's processes only,
+        one that refuses locks (ENOLCK; Lustre without ``flock``) none: then we go on unlocked, and the
+        fingerprint every clip row carries still keeps another run's values out of this run's tables."""
+        path = self.dir / ".run.lock"
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as exc:
+                log.warning("%s: the file system refuses locks (%s); going on unlocked", path, exc.strerror or exc)
+            yield
+
+    def begin(self, record: RunRecord, overwrite: bool) -> RunRecord:
+        """Make this folder ``record``'s run, atomically across workers: refuse a folder that holds another
+        run (config, method or metric code, weights, data), naming what differs, unless told to start over
+        (``overwrite``: its results are removed); keep the start time of the folder's record of the same
+        run; write the record. Returns the record written; clips written afterwards carry its fingerprint."""
+        with self._locked():
+            try:
+                previous = json.loads((self.dir / "run.json").read_text())
+            except (OSError, ValueError):
+                previous = None
+            previous = previous if isinstance(previous, dict) else None  # None: a new folder
+            same = previous is not None and (previous.get("fingerprint"), previous.get("format_version")) == (
+                record.fingerprint, FORMAT_VERSION)
+            if same:
+                record = dataclasses.replace(record, started=previous.get("started") or record.started)
+            elif previous is not None and not overwrite:
+                old = previous.get("identity") if previous.get("format_version") == FORMAT_VERSION else None
+                differs = identity_differences(old, record.identity) if isinstance(old, dict) else ["run record format"]
+                shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
+                raise ConfigError(
+                    f"{self.dir} holds results of a different run (differs in {shown}); pass run_name=<new name> "
+                    "to keep both, or overwrite=true to replace them"
+                )
+            elif previous is not None:
+                shutil.rmtree(self.clips_dir)
+                self.clips_dir.mkdir()
+                for name in ("frames", "clips", "curves"):
+                    for suffix in (".parquet", ".csv"):
+                        (self.dir / f"{name}{suffix}").unlink(missing_ok=True)
+            self.write_record(record)
+        self.fingerprint = record.fingerprint
+        return record
+
+    def _stored_row(self, clip: str) -> dict[str, Any] | None:
+        """The row stored for ``clip``, of whatever run; None when absent, unreadable or naming another clip."""
         try:
             row = json.loads((self.clips_dir / clip_folder_name(clip) / "clip.json").read_text())
         except (OSError, ValueError):
             return None
         return row if isinstance(row, dict) and row.get("clip") == clip else None
+
+    def clip_row(self, clip: str) -> dict[str, Any] | None:
+        """The stored row of ``clip`` computed under this worker's run; None when absent, unreadable,
+        naming another clip or computed under another run fingerprint (to be done again)."""
+        row = self._stored_row(clip)
+        return row if row is not None and row.get("fingerprint") == self.fingerprint else None
 
     def is_finished(self, clip: str) -> bool:
         row = self.clip_row(clip)
@@ -176,7 +238,8 @@ class RunStore:
 
     def write_clip(self, clip: str, frames: pd.DataFrame | None, row: dict[str, Any],
                    curves: pd.DataFrame | None = None) -> None:
-        """Per-frame values and curves first, the clip row last: its presence means the clip is done."""
+        """Per-frame values and curves first, the clip row last (with the run fingerprint it was computed
+        under): its presence means the clip is done."""
         folder = self.clips_dir / clip_folder_name(clip)
         folder.mkdir(exist_ok=True)
         for name, table in (("frames", frames), ("curves", curves)):
@@ -185,7 +248,7 @@ class RunStore:
                 write_table(table, path, csv=False)
             else:
                 path.unlink(missing_ok=True)
-        write_json(folder / "clip.json", row, sort_keys=False)
+        write_json(folder / "clip.json", {**row, "fingerprint": self.fingerprint}, sort_keys=False)
 
     def lease_path(self, clip: str) -> Path:
         return self.clips_dir / clip_folder_name(clip) / "lease.json"
@@ -217,15 +280,22 @@ class RunStore:
         changed meanwhile, so the last worker to write leaves tables holding every row."""
         while True:
             before = self._snapshot(clip_order)
-            tables = self._consolidate_once(clip_order)
+            frames, clips, _ = self._consolidate_once(clip_order, self.fingerprint)
             if self._snapshot(clip_order) == before:
-                return tables
+                return frames, clips
 
-    def _consolidate_once(self, clip_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        rows, frames, curves = [], [], []
+    def _consolidate_once(self, clip_order: list[str], fingerprint: str | None
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+        """The tables of the rows computed under ``fingerprint``, written; and the clips whose row was
+        computed under another (clip -> why it does not belong)."""
+        rows, frames, curves, foreign = [], [], [], {}
         for clip in clip_order:
-            row = self.clip_row(clip)
+            row = self._stored_row(clip)
             if row is None:
+                continue
+            if row.get("fingerprint") != fingerprint:
+                foreign[clip] = (f"computed under run fingerprint {str(row.get('fingerprint'))[:10]}, "
+                                 f"not this run's {str(fingerprint)[:10]} (another run wrote it)")
                 continue
             rows.append(row)
             folder = self.clips_dir / clip_folder_name(clip)
@@ -240,36 +310,38 @@ class RunStore:
         write_table(frames_df, self.dir / "frames.parquet")
         if curves:
             write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
-        return frames_df, clips_df
+        return frames_df, clips_df, foreign
 
     def merge(self, lease_timeout_s: float = 120.0, interrupted: bool = False) -> "MergeSummary":
         """Rebuild the tables of the run in this folder (its clips from ``run.json``) and set the
         record's status, counts, timings and end time from the clip files alone, so merging twice,
-        or after workers finished in any order, gives the same tables and record. ``interrupted``:
+        or after workers finished in any order, gives the same tables and record. Only rows computed
+        under the record's fingerprint count; the others are listed as not this run's. ``interrupted``:
         this worker was just stopped by a signal, so a run not complete and not running elsewhere
         is recorded as interrupted."""
         while True:
-            record = read_run_record(self.dir)
-            order = record.dataset.clips
-            before = self._snapshot(order)
-            frames, clips = self._consolidate_once(order)
-            summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s)
-            if interrupted and summary.status not in (RunStatus.COMPLETE, RunStatus.RUNNING):
-                summary.status = RunStatus.INTERRUPTED
-            ok = clips[clips["status"] == "ok"] if len(clips) else clips
-            record.status = summary.status
-            record.clips_ok, record.clips_failed = len(summary.ok), len(summary.failed)
-            record.finished = None
-            if summary.status in (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES):
-                last = max(self.row_time(c) for c in order) if order else 0.0
-                record.finished = dt.datetime.fromtimestamp(last, dt.timezone.utc).isoformat()
-            record.timings = {
-                "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
-                "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
-                "method_peak_rss_mib": float(ok["method_peak_rss_mib"].max()) if len(ok) else None,
-                "process_peak_rss_mib": float(ok["process_peak_rss_mib"].max()) if len(ok) else None,
-            }
-            self.write_record(record)
+            with self._locked():  # the record read here is the one written back
+                record = read_run_record(self.dir)
+                order = record.dataset.clips
+                before = self._snapshot(order)
+                frames, clips, foreign = self._consolidate_once(order, record.fingerprint)
+                summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s, foreign)
+                if interrupted and summary.status not in (RunStatus.COMPLETE, RunStatus.RUNNING):
+                    summary.status = RunStatus.INTERRUPTED
+                ok = clips[clips["status"] == "ok"] if len(clips) else clips
+                record.status = summary.status
+                record.clips_ok, record.clips_failed = len(summary.ok), len(summary.failed)
+                record.finished = None
+                if summary.status in (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES):
+                    last = max(self.row_time(c) for c in order) if order else 0.0
+                    record.finished = dt.datetime.fromtimestamp(last, dt.timezone.utc).isoformat()
+                record.timings = {
+                    "method_seconds": float(ok["method_seconds"].sum()) if "method_seconds" in ok else 0.0,
+                    "frames": int(ok["frames"].sum()) if "frames" in ok else 0,
+                    "method_peak_rss_mib": float(ok["method_peak_rss_mib"].max()) if len(ok) else None,
+                    "process_peak_rss_mib": float(ok["process_peak_rss_mib"].max()) if len(ok) else None,
+                }
+                self.write_record(record)
             if self._snapshot(order) == before:
                 return summary
 
@@ -286,12 +358,13 @@ class MergeSummary:
     status: RunStatus
     ok: list[str]
     failed: dict[str, str]  # clip -> reason
-    missing: list[str]  # no row yet
+    missing: list[str]  # no row of this run yet
     running: dict[str, str]  # clip (missing or failed) -> the worker holding its lease
+    foreign: dict[str, str]  # missing clip whose row another run computed -> why it does not belong
 
     @classmethod
     def of(cls, frames: pd.DataFrame, clips: pd.DataFrame, order: list[str], store: RunStore,
-           lease_timeout_s: float) -> "MergeSummary":
+           lease_timeout_s: float, foreign: dict[str, str]) -> "MergeSummary":
         rows = {r["clip"]: r for r in clips.to_dict("records")} if len(clips) else {}
         ok = [c for c in order if rows.get(c, {}).get("status") == "ok"]
         failed = {c: str(rows[c].get("reason")) for c in order if c in rows and rows[c].get("status") != "ok"}
@@ -306,7 +379,7 @@ class MergeSummary:
             status = RunStatus.COMPLETE_WITH_FAILURES
         else:
             status = RunStatus.INCOMPLETE
-        return cls(frames, clips, status, ok, failed, missing, running)
+        return cls(frames, clips, status, ok, failed, missing, running, foreign)
 
     def describe(self) -> str:
         """A few lines: counts and status, then every clip not finished and why."""
@@ -314,7 +387,7 @@ class MergeSummary:
         lines = [f"{len(self.ok)}/{n} clips ok, {len(self.failed)} failed, {len(self.missing)} missing; "
                  f"status {self.status.value}"]
         lines += [f"  failed: {c}: {reason}" for c, reason in self.failed.items()]
-        lines += [f"  missing: {c}" + (f" (in progress by {self.running[c]})" if c in self.running else "")
-                  for c in self.missing]
+        lines += [(f"  not this run's: {c}: {self.foreign[c]}" if c in self.foreign else f"  missing: {c}")
+                  + (f" (in progress by {self.running[c]})" if c in self.running else "") for c in self.missing]
         lines += [f"  retrying: {c} (by {self.running[c]})" for c in self.failed if c in self.running]
         return "\n".join(lines)

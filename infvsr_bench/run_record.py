@@ -3,8 +3,8 @@
 A record names everything that decides a run's numbers. ``identity`` holds the parts that must
 agree before results may be resumed into a folder or merged into one table row (config, method
 name/version/weights checksums, every metric's name/version/settings/weights checksums, the
-dataset's recipe hash or, for folder-backed data, its content digest); ``fingerprint`` is its hash.
-``format_version`` is checked on read.
+dataset's recipe hash or, for folder-backed data, its content digest); ``fingerprint`` is its hash,
+which every clip row of the run carries too (since format 3). ``format_version`` is checked on read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.transcode import SCORE_THROUGH
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: clip rows carry the run fingerprint they were computed under
 # Top-level config keys that change results. Not these: max_clips and shard only select clips (the
 # shards of one run share its identity and folder), pipeline and the output options change no value.
 RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed", "score_through")

@@ -151,8 +151,9 @@ def test_a_heartbeat_keeps_a_lease_fresh(tmp_path):
 
 def _store_with_record(run_dir: Path, clips: list[str]) -> RunStore:
     store = RunStore(run_dir)
-    store.write_record(RunRecord(config={}, identity={}, fingerprint="f", method={}, metrics=[],
-                                 dataset=DatasetRecord("d", 4, clips), environment={}, started="2020-01-01T00:00:00"))
+    store.begin(RunRecord(config={}, identity={}, fingerprint="f", method={}, metrics=[],
+                          dataset=DatasetRecord("d", 4, clips), environment={}, started="2020-01-01T00:00:00"),
+                overwrite=False)
     return store
 
 

@@ -5,11 +5,13 @@ method on one dataset) is *ranked* when its run finished, was asked every one of
 finished at least one. The *common clips* are those every ranked row finished; ranked rows are
 valued and ranked over them only, so a clip one method failed is left out for every method instead
 of lifting the one that failed it. Other rows are shown, marked and never ranked, valued over
-their own finished clips: ``running`` (the job has not ended), ``partial`` (asked fewer clips, e.g.
-``max_clips``), ``first frames`` (``max_frames`` cut its clips short where the ranked rows scored
-more of them) or ``no clips`` (finished none). Ranked rows share one frame extent: whole clips when
-any run scored whole clips, else the longest ``max_frames`` among the runs. Notes name every clip
-left out and why.
+their own finished clips: ``running`` (a worker is at it), ``partial`` (its job ended without every
+clip: ``max_clips``, a shard, an interrupted job; or asked fewer clips), ``first frames``
+(``max_frames`` cut its clips short where the ranked rows scored more of them) or ``no clips``
+(finished none). Ranked rows share one frame extent: whole clips when any run scored whole clips,
+else the longest ``max_frames`` among the runs. A metric with no value
+(NaN) on some of a row's counted clips, e.g. a temporal metric on a clip of one or two frames, is
+valued over the others, and says so: ``value_counts``. Notes name every clip left out and why.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from enum import Enum
 import pandas as pd
 
 from infvsr_bench.report.merge import Merged, Run
+from infvsr_bench.run_record import RunStatus
 
 
 class State(str, Enum):
@@ -97,9 +100,9 @@ def _extent(limits: list[int | None]) -> int | None:
 
 
 def _state(run: Run, clips: list[str], done: tuple[str, ...], extent: int | None) -> State:
-    if not run.is_finished:
+    if run.record.status is RunStatus.RUNNING:
         return State.RUNNING
-    if not set(clips) <= set(run.record.dataset.clips):
+    if not run.is_finished or not set(clips) <= set(run.record.dataset.clips):
         return State.PARTIAL
     if frame_limit(run) != extent:
         return State.FIRST_FRAMES
@@ -108,7 +111,7 @@ def _state(run: Run, clips: list[str], done: tuple[str, ...], extent: int | None
 
 WHY_NOT_RANKED = {
     State.RANKED: "",
-    State.PARTIAL: "partial (asked {asked} of the {n} clips), not ranked, values over its own clips",
+    State.PARTIAL: "partial (asked {asked} of the {n} clips, finished {done}), not ranked, values over its own clips",
     State.RUNNING: "running (the job has not finished), not ranked, values over its clips so far",
     State.FIRST_FRAMES: "scored only the first {limit} frames of each clip (max_frames), not ranked against "
                         "{extent}, values over its own frames",
@@ -132,7 +135,7 @@ def _row_note(run: Run, clips: list[str], row: RowCoverage, extent: int | None) 
             reasons.setdefault(_one_line(reason), []).append(clip)
     missing = [c for c in clips if c not in row.done and not any(c in v for v in reasons.values())]
     parts = [f"{run.method} on {run.dataset}: {len(row.done)}/{row.total} clips"]
-    why = WHY_NOT_RANKED[row.state].format(asked=len(run.record.dataset.clips), n=row.total,
+    why = WHY_NOT_RANKED[row.state].format(asked=len(run.record.dataset.clips), n=row.total, done=len(row.done),
                                            limit=frame_limit(run), extent=_extent_text(extent))
     parts += [why] if why else []
     parts += [f"{', '.join(cs)} failed: {reason}" for reason, cs in reasons.items()]
@@ -184,3 +187,22 @@ def coverage(merged: Merged) -> Coverage:
         note = _row_note(run, clips[run.dataset], rows[(run.method, run.dataset)], extents[run.dataset])
         notes += [note] if note else []
     return Coverage(rows, common, notes)
+
+
+def value_counts(merged: Merged, cov: Coverage, metrics: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """How many of each row's counted clips have a value of each metric its run measures (index: method;
+    columns: (dataset, metric); NaN where the run does not measure it), and a note per value over fewer
+    clips than its row's, naming the clips without one."""
+    counted = cov.counted(merged.clips)
+    counts: dict[str, dict[tuple[str, str], int]] = {}
+    notes: list[str] = []
+    for run in merged.runs:
+        mine = counted[(counted["method"] == run.method) & (counted["dataset"] == run.dataset)]
+        for metric in [m for m in metrics if m in run.clips]:
+            has = mine[metric].notna()
+            counts.setdefault(run.method, {})[(run.dataset, metric)] = int(has.sum())
+            if not has.all():
+                notes.append(f"{run.method} on {run.dataset}: {metric} has no value (NaN) on "
+                             f"{', '.join(mine.loc[~has, 'clip'])}, e.g. a temporal metric on a clip too short "
+                             f"for it; its value is over {int(has.sum())} of {len(mine)} clips")
+    return pd.DataFrame.from_dict(counts, orient="index"), notes

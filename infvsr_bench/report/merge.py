@@ -8,8 +8,10 @@ comes right after its base column. Runs of one dataset built from different reci
 (``recipe_sha256``), or read from folders of other content (``content_digest``: other LR/GT folders,
 changed files), are different data: the dataset is shown apart per data (``name@<hash>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
 decided by completeness, never by time alone: a finished run beats an unfinished one, then more
-finished clips, then more clips asked; the newer wins only an exact tie. Random-weight results are
-refused.
+finished clips, then more clips asked; the newer wins only an exact tie. Every row is then one run
+identity: runs that would share a display name on a dataset are shown apart, each named by its
+fingerprint (``name@<fingerprint>``). Random-weight results are refused; a run whose tables cannot be
+read is left out, and clip rows computed under another run fingerprint are, with a note each.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import derived_columns, derived_info
-from infvsr_bench.run_record import RunRecord, RunStatus, read_run_record
+from infvsr_bench.run_record import RunRecord, RunStatus, identity_differences, read_run_record
 from infvsr_bench.weights import WeightsKind
 
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
@@ -37,8 +40,8 @@ class Run:
 
     path: Path
     record: RunRecord
-    clips: pd.DataFrame  # clips.parquet: one row per clip, status ok / failed with the reason
-    alias: str | None = None  # set when two runs would otherwise share a display name
+    clips: pd.DataFrame  # clips.parquet: a row per clip (ok / failed with the reason); metric columns as merged
+    alias: str | None = None  # set when runs of different identities would otherwise share a display name
     dataset_alias: str | None = None  # set when runs of one dataset name are on different data
 
     @property
@@ -127,6 +130,16 @@ def _why_chosen(chosen: Run, other: Run) -> str:
     return "equally complete and newer"
 
 
+def _read_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """A run's parquet table; None, with a note naming the file, when it cannot be read."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        text = str(exc).strip()
+        notes.append(f"{path}: skipped, unreadable ({text.splitlines()[0] if text else type(exc).__name__})")
+        return None
+
+
 def _read_run(path: Path, notes: list[str]) -> Run | None:
     """The run in ``path``, or None with a note saying why it is left out."""
     try:
@@ -148,8 +161,50 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
     if random_metrics:
         notes.append(f"{path}: refused, metric(s) {random_metrics} ran with random weights")
         return None
-    run.clips = pd.read_parquet(path / "clips.parquet")
+    clips = _read_table(path / "clips.parquet", notes)
+    if clips is None:
+        return None
+    if "fingerprint" in clips:  # a worker of another run rebuilt the tables after this record was written
+        foreign = clips["fingerprint"] != run.record.fingerprint
+        if foreign.any():
+            notes.append(f"{path}: left out {', '.join(clips.loc[foreign, 'clip'])}: computed under another run "
+                         f"fingerprint than the record's ({run.record.fingerprint[:10]}); merge the folder again")
+        clips = clips[~foreign]
+    run.clips = clips
     return run
+
+
+def _frames_and_curves(run: Run, notes: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None] | None:
+    """The run's per-frame and curve tables (None where it has none); None when one cannot be read."""
+    tables = []
+    for path in (run.path / "frames.parquet", run.path / "curves.parquet"):
+        table = _read_table(path, notes) if path.exists() else None
+        if table is None and path.exists():
+            return None
+        tables.append(table)
+    return tables[0], tables[1]
+
+
+def _name_runs_apart(runs: list[Run], notes: list[str]) -> None:
+    """Runs of different identities that would share a row (one display name on one dataset) get a row
+    each, named by the shortest fingerprint prefix (8 hex digits at least) that tells them apart."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.method, run.dataset), []).append(run)
+    for (name, dataset), group in groups.items():
+        if len(group) < 2:
+            continue
+        width = 8
+        while len({r.record.fingerprint[:width] for r in group}) < len(group) and width < 64:
+            width += 1
+        for run in group:
+            run.alias = f"{name}@{run.record.fingerprint[:width]}"
+        first = group[0].record.identity
+        differs = sorted({d for r in group[1:] for d in identity_differences(first, r.record.identity)})
+        shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
+        notes.append(f"{name} on {dataset}: {len(group)} runs named {name} with different settings"
+                     + (f" (they differ in {shown})" if differs else "") + "; one row each: "
+                     + ", ".join(f"{r.method} ({r.path})" for r in group))
 
 
 def _name_recipes_apart(runs: list[Run], notes: list[str]) -> None:
@@ -212,35 +267,34 @@ def load_runs(patterns: list[str]) -> Merged:
         if run is not None:
             ident = (run.method, run.record.dataset.name, run.record.dataset.recipe_sha256, run.record.fingerprint)
             same.setdefault(ident, []).append(run)
-    runs = []
+    runs: list[Run] = []
     for reruns in same.values():
         chosen, *others = sorted(reruns, key=lambda r: (r.completeness(), r.time), reverse=True)
         notes += [f"{other.path}: superseded by {chosen.path}, a run of the same experiment: "
                   f"{_why_chosen(chosen, other)}"
                   for other in others]
         runs.append(chosen)
+    tables = {run.path: _frames_and_curves(run, notes) for run in runs}
+    runs = [run for run in runs if tables[run.path] is not None]  # an unreadable table leaves the run out
     _name_recipes_apart(runs, notes)
-    runs.sort(key=lambda r: (r.dataset, r.method))
-    seen: set[tuple[str, str]] = set()
-    for run in runs:  # same display name, different configs: keep both, named apart
-        if (run.method, run.dataset) in seen:
-            notes.append(f"{run.path}: another run of {run.method} on {run.dataset} has a different config; "
-                         f"shown as {run.method} ({run.path.name})")
-            run.alias = f"{run.method} ({run.path.name})"
-        seen.add((run.method, run.dataset))
+    runs.sort(key=lambda r: (r.dataset, r.method, r.record.fingerprint))
+    _name_runs_apart(runs, notes)
 
     catalogue, renames = _catalogue(runs, notes)
 
     frames, clips, curves = [], [], []
     for run in runs:
         tag = {"run": str(run.path), "method": run.method, "dataset": run.dataset}
-        clips.append(run.clips.rename(columns=renames[run.path]).assign(**tag))
-        if (run.path / "frames.parquet").exists():
-            frames.append(pd.read_parquet(run.path / "frames.parquet").rename(columns=renames[run.path]).assign(**tag))
-        if (run.path / "curves.parquet").exists():
-            cv = pd.read_parquet(run.path / "curves.parquet")
-            cv["metric"] = cv["metric"].replace(renames[run.path])
-            curves.append(cv.assign(**tag))
+        run.clips = run.clips.rename(columns=renames[run.path])
+        clips.append(run.clips.assign(**tag))
+        run_frames, run_curves = tables[run.path]  # type: ignore[misc]
+        mine = set(run.clips["clip"]) if len(run.clips) else set()  # not the clips left out as another run's
+        if run_frames is not None:
+            frames.append(run_frames[run_frames["clip"].isin(mine)].rename(columns=renames[run.path]).assign(**tag))
+        if run_curves is not None:
+            run_curves = run_curves[run_curves["clip"].isin(mine)].copy()
+            run_curves["metric"] = run_curves["metric"].replace(renames[run.path])
+            curves.append(run_curves.assign(**tag))
 
     def cat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -8,6 +8,8 @@ equal marks. Aggregation is explicit: ``clip_mean`` (mean over clips of each cli
 field's convention) or ``frame_weighted`` (every frame counts once). Each column ranks in its own
 direction, up to its ideal (``report.columns``); a metric's derived columns (e.g. semantic fidelity,
 its slope, chunk-boundary discontinuity) stand right after it, so consistency is never read alone.
+A value over fewer clips than its row's (the metric has no value on the others, e.g. a temporal metric
+on a clip of one or two frames) is followed by ``(k/m)``, and the notes name those clips.
 Reference values stand beside a column only under the rule of ``report.reference``; the others are
 shown apart, in a second table, with the reason. Outputs: Markdown, LaTeX (booktabs, best bold,
 second underlined, notes as comments), CSV and a self-contained HTML page.
@@ -24,7 +26,7 @@ import pandas as pd
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import Direction
-from infvsr_bench.report.coverage import Coverage, coverage
+from infvsr_bench.report.coverage import Coverage, coverage, value_counts
 from infvsr_bench.report.merge import Merged
 from infvsr_bench.report.reference import place
 
@@ -39,11 +41,17 @@ class Leaderboard:
     aggregation: str
     notes: list[str]
     coverage: Coverage
+    counts: pd.DataFrame  # like values: how many of the row's counted clips have a value (NaN: not measured)
     apart: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # reported values shown apart
     apart_protocols: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)  # row -> metric -> protocol
 
     def direction(self, metric: str) -> Direction:
         return self.directions.get(metric, Direction())
+
+    def count_label(self, method: str, col: tuple[str, str]) -> str:
+        """`` (k/m)`` when the value is over k of the row's m counted clips (the others have none), else ''."""
+        k, row = self.counts.loc[method, col], self.coverage.rows.get((method, col[0]))
+        return f" ({int(k)}/{len(row.counted)})" if row is not None and not np.isnan(k) and k < len(row.counted) else ""
 
     def marks(self) -> pd.DataFrame:
         """'best' / 'second' / '' per cell, among ranked rows (two at least), in each column's direction
@@ -110,7 +118,8 @@ def leaderboard(merged: Merged, metrics: list[str] | None = None, aggregation: s
         raise ConfigError(f"no values for metrics {metrics} in the selected runs")
     reported: list[str] = []
     apart, apart_protocols = pd.DataFrame(), {}
-    notes = list(merged.notes) + cov.notes
+    counts, count_notes = value_counts(merged, cov, metrics)
+    notes = list(merged.notes) + cov.notes + count_notes
     directions = {m: Direction.of(merged.metrics.get(m, {})) for m in metrics}
     if reference:
         placement = place(reference, {m: merged.metrics[m] for m in metrics if m in merged.metrics}, datasets)
@@ -123,9 +132,10 @@ def leaderboard(merged: Merged, metrics: list[str] | None = None, aggregation: s
     with_values = set(values.columns)
     order = [(d, m) for d in datasets for m in metrics  # a dataset without any value keeps its columns
              if (d, m) in with_values or (m in merged.metrics and not any(c[0] == d for c in with_values))]
-    values = values.reindex(index=measured + reported,
-                            columns=pd.MultiIndex.from_tuples(order, names=["dataset", "metric"])).astype(float)
-    return Leaderboard(values, directions, set(reported), aggregation, notes, cov, apart, apart_protocols)
+    columns = pd.MultiIndex.from_tuples(order, names=["dataset", "metric"])
+    values = values.reindex(index=measured + reported, columns=columns).astype(float)
+    counts = counts.reindex(index=values.index, columns=columns).astype(float)
+    return Leaderboard(values, directions, set(reported), aggregation, notes, cov, counts, apart, apart_protocols)
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -168,6 +178,7 @@ def _cells(lb: Leaderboard, style: dict[str, Any], methods_as: str) -> Cells:
                 text = _fmt(lb.values.loc[method, col], col[1])
                 if text != "-" and method not in lb.reported and not lb.coverage.ranked(method, dataset):
                     text += style["unranked"]
+                text += lb.count_label(method, col)
                 mark = marks.loc[method, col]
                 row.append(style[mark].format(text) if mark else text)
     labels = [style["reported"].format(esc(m)) if m in lb.reported else esc(m) for m in lb.values.index]
@@ -200,9 +211,10 @@ def _legend(lb: Leaderboard, style: dict[str, Any]) -> str:
                 "were asked to do. Ranked rows are valued and ranked over the common clips, those every ranked "
                 "method finished; ")
             + style["unranked"]
-            + esc(" not ranked (partial: asked fewer clips; running: not finished; first frames: max_frames cut its "
-                  "clips shorter than the ranked rows'; or no clip finished), valued over its own finished clips "
-                  "and frames. ")
+            + esc(" not ranked (partial: its job ended without every clip, or asked fewer; running: not finished; "
+                  "first frames: max_frames cut its clips shorter than the ranked rows'; or no clip finished), valued "
+                  "over its own finished clips and frames. (k/m) after a value: over the k of the row's m clips that "
+                  "have one (the notes name the others, e.g. too short for a temporal metric). ")
             + f"{style['best'].format(esc('Best'))}, {style['second'].format(esc('second'))}"
             + esc(" among ranked rows, on the values as shown; a column with an ideal ranks every value past it as "
                   "the ideal (boundary ratio: 1, seams invisible; fidelity slope per 1,000 frames: 0, no drift). ")
@@ -275,10 +287,12 @@ def to_latex(lb: Leaderboard, methods_as: str = "rows") -> str:
 
 
 def to_csv(lb: Leaderboard) -> str:
-    """Values per dataset/metric, and per dataset the clips finished (k/n) and whether the row is ranked;
+    """Values per dataset/metric, each followed by how many clips have one (``<dataset>/<metric>/clips``), and
+    per dataset the clips finished (k/n) and whether the row is ranked;
     reported values shown apart follow in their own rows and ``<dataset>/<metric> (apart)`` columns."""
-    flat = lb.values.copy()
-    flat.columns = [f"{d}/{m}" for d, m in flat.columns]
+    flat = pd.DataFrame(index=lb.values.index)
+    for d, m in lb.values.columns:
+        flat[f"{d}/{m}"], flat[f"{d}/{m}/clips"] = lb.values[(d, m)], lb.counts[(d, m)].astype("Int64")
     for dataset in reversed(list(dict.fromkeys(d for d, _ in lb.values.columns))):
         flat.insert(0, f"{dataset}/ranked", [lb.coverage.ranked(m, dataset) for m in flat.index])
         flat.insert(0, f"{dataset}/clips", [lb.coverage.label(m, dataset) for m in flat.index])
