@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from infvsr_bench.io.readers import is_hidden
+
 CHECKSUMS = "checksums.json"
 
 
@@ -44,14 +46,14 @@ def checksum(path: Path) -> str:
 
 
 def content_digest(paths: Iterable[Path], base: Path) -> str:
-    """A cheap digest of the data under ``paths`` (files, or folders' files recursively, dot files left out):
+    """A cheap digest of the data under ``paths`` (files, or folders' files recursively, macOS metadata left out):
     each file's path relative to ``base``, size and mtime_ns. Renamed, added, removed, resized or rewritten
     files change it; content changed in place with the same size and mtime is not seen (hashing every frame
     of long clips on each run would cost minutes)."""
     h = hashlib.sha256()
     for path in paths:
         files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts))
+            p for p in path.rglob("*") if p.is_file() and not is_hidden(p))
         for file in files:
             stat = file.stat()
             h.update(f"{os.path.relpath(file, base)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

@@ -172,10 +172,14 @@ def test_hidden_files_are_not_frames(tmp_path):
     for i, f in enumerate(frames):
         Image.fromarray(f).save(tmp_path / f"{i:05d}.png")
     (tmp_path / "._00000.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # macOS resource fork
-    Image.fromarray(frames[0]).save(tmp_path / ".thumb.png")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")
     reader = open_video(tmp_path)
     assert reader.num_frames == 3
     np.testing.assert_array_equal(np.stack(list(reader.iter_frames())), frames)
+    # Any other dot name is data, never dropped in silence: one breaking the numbering is named.
+    Image.fromarray(frames[0]).save(tmp_path / ".thumb.png")
+    with pytest.raises(VideoReadError, match=r"\.thumb\.png does not follow the numbering"):
+        open_video(tmp_path)
 
 
 def test_a_file_breaking_the_numbering_is_named(tmp_path):

@@ -76,8 +76,8 @@ class FolderConfig:
 
 
 def clip_items(folder: Path, dataset: str) -> dict[str, Path]:
-    """Clip name -> path for every video file or frame folder directly inside ``folder``, dot files left
-    out; two of one name (``shot/`` beside ``shot.mkv``) are refused in one line naming both."""
+    """Clip name -> path for every video file or frame folder directly inside ``folder``, macOS metadata
+    (``._*``, ``.DS_Store``) left out; two of one name (``shot/`` beside ``shot.mkv``) are refused in one line naming both."""
     items: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if is_hidden(p) or not (p.is_dir() and frame_files(p) or p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):

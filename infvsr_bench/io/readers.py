@@ -28,8 +28,9 @@ def _natural_key(path: Path) -> list:
 
 
 def is_hidden(path: Path) -> bool:
-    """Dot files (macOS ``._*`` AppleDouble forks, ``.DS_Store``, editors' temp files) are never frames or clips."""
-    return path.name.startswith(".")
+    """macOS metadata (``._*`` AppleDouble forks, ``.DS_Store``) is never a frame or a clip. Other names
+    starting with a dot are data like any other: a clip file ``...mkv`` is the clip ``..``, never dropped."""
+    return path.name.startswith("._") or path.name == ".DS_Store"
 
 
 def frame_files(folder: Path) -> list[Path]:
