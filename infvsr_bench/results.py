@@ -57,6 +57,11 @@ def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
     _atomic(path, lambda p: p.write_text(json.dumps(data, indent=1, sort_keys=sort_keys, default=str)))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """``path`` holds ``data``, written atomically (a report's text and figures)."""
+    _atomic(path, lambda p: p.write_bytes(data))
+
+
 def write_table(df: pd.DataFrame, path: Path, csv: bool = True) -> None:
     """``path`` as parquet and, next to it, the same table as CSV."""
     _atomic(path, lambda p: df.to_parquet(p, index=False))
