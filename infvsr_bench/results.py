@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder
+from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder, remove_dead_temps
 from infvsr_bench.run_record import RunRecord, RunStatus, identity_differences, read_run_record
 
 RECORDED_PACKAGES = (
@@ -42,6 +42,7 @@ RECORDED_PACKAGES = (
 
 
 def _atomic(path: Path, write) -> None:
+    remove_dead_temps(path, "tmp")  # a killed writer's
     tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")  # unique across workers
     try:
         write(tmp)

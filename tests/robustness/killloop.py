@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,13 +54,29 @@ def _mtimes(folder: Path) -> list[float]:
     return out
 
 
-def start(args: list[str], watch: Path, kill_after: float | None = None, timeout: float = 300) -> Outcome:
+# Runs the command; with a marker, SIGKILLs itself when about to rename a file whose name holds the marker
+# into place (Python's audit event for os.rename / os.replace): work in progress written whole, not yet renamed.
+_KILL_AT_RENAME = """
+import os, signal, sys
+marker, args = sys.argv[1], sys.argv[2:]
+def hook(event, event_args):
+    if event == "os.rename" and marker and marker in os.path.basename(str(event_args[0])):
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(hook)
+from infvsr_bench.cli import main
+sys.exit(main(args))
+"""
+
+
+def start(args: list[str], watch: Path, kill_after: float | None = None, kill_at_rename: str = "",
+          timeout: float = 300) -> Outcome:
     """Run ``python -m infvsr_bench <args>``; with ``kill_after``, SIGKILL it that many seconds after its first
-    write under ``watch`` (or let it finish if it ends sooner)."""
+    write under ``watch`` (or let it finish if it ends sooner); with ``kill_at_rename``, it SIGKILLs itself
+    just before renaming work in progress with that in its name into place."""
     with tempfile.TemporaryFile() as log:
         began = time.time()
-        proc = subprocess.Popen([sys.executable, "-m", "infvsr_bench", *args], cwd=REPO, env=command_env(),
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_AT_RENAME, kill_at_rename, *args], cwd=REPO,
+                                env=command_env(), stdout=log, stderr=subprocess.STDOUT)
         first_write = None
         try:
             while proc.poll() is None and first_write is None and time.time() - began < timeout:
@@ -70,6 +87,8 @@ def start(args: list[str], watch: Path, kill_after: float | None = None, timeout
             try:
                 wait = timeout if kill_after is None else kill_after
                 returncode: int | None = proc.wait(timeout=wait)
+                if returncode == -signal.SIGKILL:
+                    returncode = None  # it killed itself (kill_at_rename)
             except subprocess.TimeoutExpired:
                 proc.kill()  # SIGKILL to this one process (ours): nothing of it runs afterwards
                 proc.wait()
