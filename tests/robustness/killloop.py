@@ -54,14 +54,28 @@ def _mtimes(folder: Path) -> list[float]:
     return out
 
 
-# Runs the command; with a marker, SIGKILLs itself when about to rename a file whose name holds the marker
-# into place (Python's audit event for os.rename / os.replace): work in progress written whole, not yet renamed.
-_KILL_AT_RENAME = """
+# Runs the command under Python's audit hooks. With a marker it SIGKILLs itself when about to rename a file
+# whose name holds the marker into place (the event of os.rename / os.replace): work in progress written
+# whole, not yet renamed. With an audit log it records, for files under the watched folder, each open for
+# writing ("write <mode> <path>") and each rename into it ("rename <path>"), paths relative to that folder.
+_BOOTSTRAP = """
 import os, signal, sys
-marker, args = sys.argv[1], sys.argv[2:]
+marker, audit, watch, args = sys.argv[1], sys.argv[2], os.path.realpath(sys.argv[3]), sys.argv[4:]
+log = open(audit, "a") if audit else None
+def inside(path):
+    path = os.path.realpath(str(path))
+    return os.path.relpath(path, watch) if path.startswith(watch + os.sep) else None
 def hook(event, event_args):
     if event == "os.rename" and marker and marker in os.path.basename(str(event_args[0])):
         os.kill(os.getpid(), signal.SIGKILL)
+    if log is None or event not in ("open", "os.rename") or not isinstance(event_args[0], (str, bytes, os.PathLike)):
+        return
+    if event == "open":
+        mode, flags, path = event_args[1] or "", event_args[2] or 0, inside(event_args[0])
+        if path and (any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)):
+            log.write(f"write {mode or flags} {path}\\n"); log.flush()
+    elif inside(event_args[1]):
+        log.write(f"rename {inside(event_args[1])}\\n"); log.flush()
 sys.addaudithook(hook)
 from infvsr_bench.cli import main
 sys.exit(main(args))
@@ -69,14 +83,15 @@ sys.exit(main(args))
 
 
 def start(args: list[str], watch: Path, kill_after: float | None = None, kill_at_rename: str = "",
-          timeout: float = 300) -> Outcome:
+          audit: Path | None = None, timeout: float = 300) -> Outcome:
     """Run ``python -m infvsr_bench <args>``; with ``kill_after``, SIGKILL it that many seconds after its first
     write under ``watch`` (or let it finish if it ends sooner); with ``kill_at_rename``, it SIGKILLs itself
-    just before renaming work in progress with that in its name into place."""
+    just before renaming work in progress with that in its name into place; with ``audit``, its writes under
+    ``watch`` are recorded there (see ``in_place_writes``)."""
     with tempfile.TemporaryFile() as log:
         began = time.time()
-        proc = subprocess.Popen([sys.executable, "-c", _KILL_AT_RENAME, kill_at_rename, *args], cwd=REPO,
-                                env=command_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, kill_at_rename, str(audit or ""), str(watch), *args],
+                                cwd=REPO, env=command_env(), stdout=log, stderr=subprocess.STDOUT)
         first_write = None
         try:
             while proc.poll() is None and first_write is None and time.time() - began < timeout:
@@ -102,6 +117,15 @@ def start(args: list[str], watch: Path, kill_after: float | None = None, kill_at
         output = log.read().decode("utf-8", "replace")
     last = max(_mtimes(watch), default=0.0) if watch.exists() else 0.0
     return Outcome(returncode, output, seconds, first_write, last - began if last >= began else None)
+
+
+def audited(audit: Path) -> tuple[list[str], set[str]]:
+    """From an audit log: the files opened for writing under a final name (not work in progress), as
+    "<mode> <path>", where a kill leaves them torn; and the paths something was renamed to."""
+    events = [e.split(" ", 1) for e in audit.read_text().splitlines()]
+    writes = sorted({rest for kind, rest in events if kind == "write"
+                     and not any(m in Path(rest.split(" ", 1)[1]).name for m in TEMP_MARKERS)})
+    return writes, {rest for kind, rest in events if kind == "rename"}
 
 
 def kill_fractions(seed: int, n: int) -> list[float]:

@@ -17,9 +17,8 @@ import pandas as pd
 import pytest
 from conftest import clips_folder
 from killloop import (
-    REPO,
+    audited,
     changed,
-    command_env,
     kill_fractions,
     leftovers,
     snapshot,
@@ -276,34 +275,16 @@ def test_train_killed_at_random_moments_resumes_from_its_checkpoints_to_the_same
     assert card["sha256"] == sha256_file(out / "infvsr_tiny.safetensors")
 
 
-AUDIT = """
-import os, sys
-out, log = os.path.realpath(sys.argv[1]), open(sys.argv[2], "w")
-def hook(event, args):
-    if event == "open" and isinstance(args[0], str) and os.path.realpath(args[0]).startswith(out + os.sep):
-        mode, flags = args[1] or "", args[2] or 0
-        if any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR):
-            log.write("write " + os.path.basename(args[0]) + "\\n"); log.flush()
-    elif event == "os.rename" and os.path.realpath(str(args[1])).startswith(out + os.sep):
-        log.write("rename " + os.path.basename(str(args[1])) + "\\n"); log.flush()
-sys.addaudithook(hook)
-from infvsr_bench.cli import main
-sys.exit(main(sys.argv[3:]))
-"""
-
-
 def test_report_writes_each_file_under_another_name_and_renames_it_into_place(reference, tmp_path):
     """Deterministic companion of the kill loop: no report file is ever opened for writing under its own name
     (where a kill would leave it torn); each appears whole, by a rename (Python's audit events of the process)."""
     _, run_dir, _ = reference
-    out, log = tmp_path / "report", tmp_path / "audit.log"
-    proc = subprocess.run([sys.executable, "-c", AUDIT, str(out), str(log), "report", str(run_dir), f"out={out}"],
-                          cwd=REPO, env=command_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    events = log.read_text().splitlines()
-    files = sorted(p.name for p in out.iterdir())
-    assert [name for name in files if f"write {name}" in events] == []
-    assert [name for name in files if f"rename {name}" not in events] == []
+    out, audit = tmp_path / "report", tmp_path / "audit.log"
+    outcome = start(["report", str(run_dir), f"out={out}"], out, audit=audit)
+    assert outcome.returncode == 0, outcome.output
+    in_place, renamed = audited(audit)
+    assert in_place == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(renamed)
 
 
 # -- work in progress left by a kill -------------------------------------------------------------------
@@ -322,14 +303,21 @@ def test_a_run_killed_before_renaming_an_output_or_a_result_leaves_no_work_in_pr
     assert leftovers(out) == []
 
 
-def test_a_training_killed_before_renaming_a_checkpoint_leaves_no_work_in_progress_behind(tmp_path):
-    out = tmp_path / "train"
-    killed = start(_train_args(out), out, kill_at_rename="safetensors.tmp-")
+def test_a_training_killed_before_renaming_a_checkpoint_leaves_no_work_in_progress_and_resumes_rewriting_nothing_in_place(
+        tmp_path):
+    """The resumed training removes the killed one's temporary checkpoint, and cuts its log back to the
+    checkpoint without rewriting the log in place (a kill there would leave it torn, and a torn line stops
+    every later resume): logs are only appended to."""
+    out, audit = tmp_path / "train", tmp_path / "audit.log"
+    killed = start(_train_args(out), out, kill_at_rename="step_0000002.safetensors.tmp-")
     assert killed.returncode is None, killed.output
     assert leftovers(out), "nothing left to clean"
-    final = start(_train_args(out), out)
+    assert _logged_steps(out, "vae") == [1, 2]
+    final = start(_train_args(out), out, audit=audit)
     assert final.returncode == 0, final.output
     assert leftovers(out) == []
+    in_place, _ = audited(audit)
+    assert [w for w in in_place if not (w.startswith("a ") and w.endswith("/log.jsonl"))] == []
 
 
 def test_only_work_in_progress_of_a_dead_process_of_this_host_toward_the_file_being_written_is_removed(tmp_path):
