@@ -70,6 +70,7 @@ class RssHook:
             if hook.frames // hook.every > before // hook.every:
                 hook.samples.append({"frames": hook.frames // hook.every * hook.every, "rss_mib": current_rss_mib(),
                                      "seconds": time.perf_counter() - hook.began})
+                print(f"sample: {hook.samples[-1]}", file=sys.stderr, flush=True)
             return out
 
         Bicubic.process = process
@@ -139,7 +140,8 @@ def main() -> None:
     }
     print("| frames | RSS (MiB) | vs first | elapsed (s) |\n|---:|---:|---:|---:|")
     for s in samples:
-        print(f"| {s['frames']:,} | {s['rss_mib']:.1f} | {100 * (s['rss_mib'] - first) / first:+.2f}% | {s['seconds']:.0f} |")
+        change = 100 * (s["rss_mib"] - first) / first
+        print(f"| {s['frames']:,} | {s['rss_mib']:.1f} | {change:+.2f}% | {s['seconds']:.0f} |")
     print(f"status {row['status']}, exit {code}, wall {wall:.0f} s; second half max deviation {100 * deviation:.2f}% "
           f"(bound {100 * BOUND:.0f}%), over all samples {100 * overall:.2f}%: {'PASS' if result['pass'] else 'FAIL'}")
     if args.json:

@@ -83,14 +83,15 @@ sys.exit(main(args))
 
 
 def start(args: list[str], watch: Path, kill_after: float | None = None, kill_at_rename: str = "",
-          audit: Path | None = None, timeout: float = 300) -> Outcome:
+          audit: Path | None = None, audit_root: Path | None = None, timeout: float = 300) -> Outcome:
     """Run ``python -m infvsr_bench <args>``; with ``kill_after``, SIGKILL it that many seconds after its first
     write under ``watch`` (or let it finish if it ends sooner); with ``kill_at_rename``, it SIGKILLs itself
     just before renaming work in progress with that in its name into place; with ``audit``, its writes under
-    ``watch`` are recorded there (see ``in_place_writes``)."""
+    ``audit_root`` (default ``watch``) are appended there (see ``audited``)."""
     with tempfile.TemporaryFile() as log:
         began = time.time()
-        proc = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP, kill_at_rename, str(audit or ""), str(watch), *args],
+        bootstrap = [sys.executable, "-c", _BOOTSTRAP, kill_at_rename, str(audit or ""), str(audit_root or watch)]
+        proc = subprocess.Popen([*bootstrap, *args],
                                 cwd=REPO, env=command_env(), stdout=log, stderr=subprocess.STDOUT)
         first_write = None
         try:
