@@ -1,6 +1,7 @@
 """The fault harness of the robustness tests: a command of ours as a real process, killed with SIGKILL at
-seeded random moments of its work, and checks that every file it leaves is complete (parses as its kind)
-or absent, and that a re-run leaves what is finished untouched."""
+seeded random moments of its work or just before it renames chosen work in progress into place, with its
+writes recorded from Python's audit events; and checks that every file it leaves is complete (parses as
+its kind) or absent, that nothing is written in place, and that a re-run leaves what is finished untouched."""
 
 from __future__ import annotations
 
@@ -84,10 +85,10 @@ sys.exit(main(args))
 
 def start(args: list[str], watch: Path, kill_after: float | None = None, kill_at_rename: str = "",
           audit: Path | None = None, audit_root: Path | None = None, timeout: float = 300) -> Outcome:
-    """Run ``python -m infvsr_bench <args>``; with ``kill_after``, SIGKILL it that many seconds after its first
-    write under ``watch`` (or let it finish if it ends sooner); with ``kill_at_rename``, it SIGKILLs itself
-    just before renaming work in progress with that in its name into place; with ``audit``, its writes under
-    ``audit_root`` (default ``watch``) are appended there (see ``audited``)."""
+    """Run ``infvsr_bench <args>`` (the CLI's ``main`` in a fresh interpreter); with ``kill_after``, SIGKILL it
+    that many seconds after its first write under ``watch`` (or let it finish if it ends sooner); with
+    ``kill_at_rename``, it SIGKILLs itself just before renaming work in progress with that in its name into
+    place; with ``audit``, its writes under ``audit_root`` (default ``watch``) are appended there (``audited``)."""
     with tempfile.TemporaryFile() as log:
         began = time.time()
         bootstrap = [sys.executable, "-c", _BOOTSTRAP, kill_at_rename, str(audit or ""), str(audit_root or watch)]

@@ -1,8 +1,9 @@
-"""kill -9 at seeded random moments of `run`, `build`, `merge`, `report` and `train` (issue #20, "the suite that
-proves it"): after every kill each file the command writes is complete or absent and nothing named like
-work in progress passes for a result; a stale lease does not block; the re-run finishes with the
-uninterrupted command's results and computes nothing twice (finished clips, stages, checkpoints and
-builds are left untouched)."""
+"""kill -9 at seeded random moments of `run`, `build`, `merge`, `report` and `train`, and at fixed points just
+before work in progress is renamed into place (issue #20, "the suite that proves it"): after every kill each
+file the command writes is complete or absent and nothing named like work in progress passes for a result;
+a stale lease does not block; the re-run finishes with the uninterrupted command's results, computes
+nothing twice (finished clips, stages, checkpoints and builds are left untouched) and removes the killed
+one's work in progress; no result is written in place (Python's audit events of each process)."""
 
 from __future__ import annotations
 
