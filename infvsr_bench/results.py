@@ -59,7 +59,7 @@ def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """``path`` holds ``data``, written atomically (a report's text and figures)."""
+    """``path`` holds ``data``, written atomically (report files, a training log cut back on resume)."""
     _atomic(path, lambda p: p.write_bytes(data))
 
 
