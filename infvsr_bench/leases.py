@@ -12,9 +12,11 @@ within one heartbeat, and the last writer keeps the lease: two workers never bot
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -46,6 +48,21 @@ def read_holder(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def remove_dead_temps(target: Path, tag: str) -> None:
+    """Remove work in progress toward ``target`` that a killed process of this host left: siblings named
+    ``.<target name>.<tag>-<this host>-<pid>[-...]`` whose pid no longer runs. Ours by name, host and pid:
+    a live process's and another host's are never touched."""
+    target = Path(target)
+    prefix = f".{target.name}.{tag}-{HOST}-"
+    for path in target.parent.glob(glob.escape(prefix) + "*"):
+        pid = path.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def describe(holder: dict[str, Any] | None) -> str:

@@ -40,7 +40,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder
+from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder, remove_dead_temps
 from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, RunStatus, identity_differences, read_run_record
 
 log = logging.getLogger("infvsr_bench")
@@ -53,6 +53,7 @@ RECORDED_PACKAGES = (
 def _atomic(path: Path, write) -> None:
     """``write`` to a temp name, made durable, renamed to ``path``; a failure (a full disk) is one line
     naming ``path``."""
+    remove_dead_temps(path, "tmp")  # a killed writer's
     tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")  # unique across workers
     try:
         write(tmp)
@@ -68,6 +69,11 @@ def _atomic(path: Path, write) -> None:
 
 def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
     _atomic(path, lambda p: p.write_text(json.dumps(data, indent=1, sort_keys=sort_keys, default=str)))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """``path`` holds ``data``, written atomically (report files, a training log cut back on resume)."""
+    _atomic(path, lambda p: p.write_bytes(data))
 
 
 def write_table(df: pd.DataFrame, path: Path, csv: bool = True) -> None:

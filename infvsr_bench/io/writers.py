@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from infvsr_bench.leases import HOST, remove_dead_temps
+
 # Lossless codecs keyed by name: (FFmpeg encoder, pixel format, encoder options).
 LOSSLESS_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "ffv1": ("ffv1", "bgr0", {}),
@@ -24,7 +26,8 @@ class FrameWriter(ABC):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        remove_dead_temps(self.path, "partial")  # a killed writer's frames
+        self.tmp = self.path.with_name(f".{self.path.name}.partial-{HOST}-{os.getpid()}")
         self.frames_written = 0
 
     def write(self, chunk: np.ndarray) -> None:

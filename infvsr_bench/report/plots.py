@@ -7,6 +7,7 @@ included) and dataset, a line or point per method; clips are averaged only withi
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from infvsr_bench.report.coverage import coverage
 from infvsr_bench.report.merge import Merged
+from infvsr_bench.results import write_bytes
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale by marker.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -42,8 +44,10 @@ def _legend(ax) -> None:
 def _save(fig, out: Path, name: str) -> list[str]:
     name = re.sub(r"[^A-Za-z0-9@._-]+", "_", name)
     names = [f"{name}.png", f"{name}.pdf"]
-    fig.savefig(out / names[0], dpi=150, bbox_inches="tight")
-    fig.savefig(out / names[1], bbox_inches="tight")
+    for file, options in zip(names, ({"dpi": 150}, {})):  # rendered in memory, written whole (kill -9 safe)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=file[-3:], bbox_inches="tight", **options)
+        write_bytes(out / file, buffer.getvalue())
     plt.close(fig)
     return names
 

@@ -29,6 +29,7 @@ from infvsr_bench.report.columns import Direction
 from infvsr_bench.report.coverage import Coverage, coverage, value_counts
 from infvsr_bench.report.merge import Merged
 from infvsr_bench.report.reference import place
+from infvsr_bench.results import write_bytes
 
 AGGREGATIONS = ("clip_mean", "frame_weighted")
 
@@ -329,5 +330,5 @@ def write_all(lb: Leaderboard, out: Any, methods_as: str = "rows", extra_html: s
     files = {"leaderboard.md": to_markdown(lb, methods_as), "leaderboard.tex": to_latex(lb, methods_as),
              "leaderboard.csv": to_csv(lb), "leaderboard.html": to_html(lb, methods_as, extra=extra_html)}
     for name, text in files.items():
-        (out / name).write_text(text)
+        write_bytes(out / name, text.encode("utf-8"))
     return list(files)

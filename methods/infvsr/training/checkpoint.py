@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from infvsr_bench.leases import HOST, remove_dead_temps
 from methods.infvsr.checkpoints import read_safetensors
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "load_optimizer", "optimizer_tensors", "save_checkpoint",
@@ -27,9 +28,10 @@ _NAME = re.compile(r"step_(\d{7})\.safetensors")
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
-    """Write atomically: a temporary file, fsync, rename."""
+    """Write atomically: a temporary file, fsync, rename (a killed writer's temporary file is removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_dead_temps(path, "tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata))
         with open(tmp, "rb") as f:

@@ -24,7 +24,7 @@ from infvsr_bench.checksums import sha256_file
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.progress import progress_bar
-from infvsr_bench.results import write_json
+from infvsr_bench.results import write_bytes, write_json
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, count_parameters
 from methods.infvsr.training.checkpoint import (latest_checkpoint, load_checkpoint, read_safetensors, save_checkpoint,
                                                 write_safetensors)
@@ -166,10 +166,11 @@ def _log(path: Path, entry: dict[str, Any]) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep the log lines up to ``step`` (a resumed stage logs the rest again)."""
+    """Keep the log lines up to ``step`` (a resumed stage logs the rest again); rewritten atomically, since a
+    torn line would stop every later resume."""
     if path.is_file():
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and json.loads(ln)["step"] <= step]
-        path.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+        write_bytes(path, "".join(ln + "\n" for ln in lines).encode("utf-8"))
 
 
 def run_stage(ctx: StageContext, sampler: ClipSampler, val_clips: list, folder: Path, digest: str) -> dict[str, Any]:
