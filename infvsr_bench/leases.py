@@ -52,13 +52,20 @@ def read_holder(path: Path) -> dict[str, Any] | None:
 
 def remove_dead_temps(target: Path, tag: str) -> None:
     """Remove work in progress toward ``target`` that a killed process of this host left: siblings named
-    ``.<target name>.<tag>-<this host>-<pid>[-...]`` whose pid no longer runs. Ours by name, host and pid:
-    a live process's and another host's are never touched."""
+    ``.<target name>.<tag>-<this host>-<pid>[-...]`` whose pid no longer runs, or now names a process
+    started after the leftover was last written (a reused pid). Ours by name, host and pid: a live
+    process's, another host's and anything behind a link are never touched."""
     target = Path(target)
     prefix = f".{target.name}.{tag}-{HOST}-"
     for path in target.parent.glob(glob.escape(prefix) + "*"):
         pid = path.name[len(prefix):].split("-")[0]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+        if not pid.isdigit() or path.is_symlink():
+            continue
+        try:
+            alive = psutil.Process(int(pid)).create_time() <= path.stat().st_mtime + 1.0  # boot time: whole seconds
+        except (psutil.Error, OSError):
+            alive = False
+        if not alive:
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:

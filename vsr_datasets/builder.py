@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import zlib
@@ -20,12 +19,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import psutil
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError, InfvsrError
 from infvsr_bench.io.writers import open_writer
-from infvsr_bench.leases import HOST
+from infvsr_bench.leases import HOST, remove_dead_temps
 from infvsr_bench.progress import progress_bar
 
 MANIFEST_VERSION = 1
@@ -213,7 +211,7 @@ def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
     check_root(root, recipe)
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
-        _remove_dead_builds(root)
+        remove_dead_temps(root, "building")  # what builds killed on this host left
         tmp = _fresh_sibling(root, "building")
     except OSError as exc:
         raise ConfigError(f"cannot create dataset folder {root.parent}: {exc.strerror}") from None
@@ -240,26 +238,6 @@ def _fresh_sibling(root: Path, tag: str) -> Path:
     path = root.with_name(f".{root.name}.{tag}-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")
     path.mkdir()
     return path
-
-
-def _remove_dead_builds(root: Path) -> None:
-    """Remove the building folders of ``root`` that builds killed on this host left (kill -9, power
-    loss): named by ``_fresh_sibling`` for this host, their pid gone or now another process's (one
-    started after the folder was last written). Nothing else."""
-    ours = re.compile(rf"\.{re.escape(root.name)}\.building-{re.escape(HOST)}-(\d+)-[0-9a-f]{{8}}")
-    for path in root.parent.iterdir():
-        m = ours.fullmatch(path.name)
-        if m and path.is_dir() and not path.is_symlink():
-            if not _running_since(int(m.group(1)), path.stat().st_mtime):
-                shutil.rmtree(path, ignore_errors=True)
-
-
-def _running_since(pid: int, when: float) -> bool:
-    """Whether a process ``pid`` that started by ``when`` (1 s slack: boot time is whole seconds) still runs."""
-    try:
-        return psutil.Process(pid).create_time() <= when + 1.0
-    except psutil.Error:
-        return False
 
 
 def _swap_in(new: Path, root: Path, recipe: dict[str, Any]) -> None:

@@ -83,7 +83,6 @@ def test_outputs_filling_the_disk_fail_their_clips_with_the_reason_and_a_re_run_
     assert torn_files(out, LENGTHS) == [] and leftovers(out) == []
 
 
-@pytest.mark.xfail(strict=True, reason="#20 point 13")
 def test_results_that_no_longer_fit_are_one_line_and_what_is_kept_is_whole(small_disk, tmp_path):
     data = clips_folder(tmp_path / "data", LENGTHS)
     out = small_disk("40k")  # the run starts; the tables no longer fit
@@ -93,7 +92,6 @@ def test_results_that_no_longer_fit_are_one_line_and_what_is_kept_is_whole(small
     _one_line_or_failed_clips(full, run_dir)
 
 
-@pytest.mark.xfail(strict=True, reason="#20 point 13")
 def test_a_disk_already_full_is_one_line_before_anything_is_written(small_disk, tmp_path):
     data = clips_folder(tmp_path / "data", LENGTHS)
     out = small_disk("64k")
