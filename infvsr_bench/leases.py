@@ -15,6 +15,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -52,17 +53,19 @@ def read_holder(path: Path) -> dict[str, Any] | None:
 
 def remove_dead_temps(target: Path, tag: str) -> None:
     """Remove work in progress toward ``target`` that a killed process of this host left: siblings named
-    ``.<target name>.<tag>-<this host>-<pid>[-...]`` whose pid no longer runs, or now names a process
-    started after the leftover was last written (a reused pid). Ours by name, host and pid: a live
-    process's, another host's and anything behind a link are never touched."""
+    ``.<target name>.<tag>-<this host>-<pid>[-<8 hex>]`` (exactly the names our writers give) whose pid no
+    longer runs, or now names a process started after the leftover was last written (a reused pid). Ours by
+    name, host and pid: a live process's, another host's, any other name and anything behind a link are
+    never touched."""
     target = Path(target)
     prefix = f".{target.name}.{tag}-{HOST}-"
+    ours = re.compile(re.escape(prefix) + r"(\d+)(?:-[0-9a-f]{8})?")
     for path in target.parent.glob(glob.escape(prefix) + "*"):
-        pid = path.name[len(prefix):].split("-")[0]
-        if not pid.isdigit() or path.is_symlink():
+        m = ours.fullmatch(path.name)
+        if m is None or path.is_symlink():
             continue
         try:
-            alive = psutil.Process(int(pid)).create_time() <= path.stat().st_mtime + 1.0  # boot time: whole seconds
+            alive = psutil.Process(int(m.group(1))).create_time() <= path.stat().st_mtime + 1.0  # boot time: whole s
         except (psutil.Error, OSError):
             alive = False
         if not alive:

@@ -321,11 +321,12 @@ def test_report_writes_each_file_under_another_name_and_renames_it_into_place(re
 def test_only_work_in_progress_of_a_dead_process_of_this_host_toward_the_file_being_written_is_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    kept = [f".run.json.tmp-{HOST}-{os.getpid()}-aa",  # a live process's (this one)
-            f".run.json.tmp-elsewhere-{dead.pid}-bb",  # another host's: its pid says nothing here
-            f".clips.csv.tmp-{HOST}-{dead.pid}-cc",  # toward another file: removed when that one is written
-            f".run.json.tmpx-{HOST}-{dead.pid}", "notes.txt"]  # not ours
-    for name in [*kept, f".run.json.tmp-{HOST}-{dead.pid}-dd"]:
+    kept = [f".run.json.tmp-{HOST}-{os.getpid()}-0000000a",  # a live process's (this one)
+            f".run.json.tmp-elsewhere-{dead.pid}-0000000b",  # another host's: its pid says nothing here
+            f".clips.csv.tmp-{HOST}-{dead.pid}-0000000c",  # toward another file: removed when that one is written
+            f".run.json.tmpx-{HOST}-{dead.pid}", f".run.json.tmp-{HOST}-{dead.pid}-notours",  # not our names
+            "notes.txt"]
+    for name in [*kept, f".run.json.tmp-{HOST}-{dead.pid}-0000000d", f".run.json.tmp-{HOST}-{dead.pid}"]:
         (tmp_path / name).write_text("x")
     write_json(tmp_path / "run.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "run.json"])
