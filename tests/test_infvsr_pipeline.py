@@ -13,9 +13,9 @@ import torch
 from conftest import INFVSR_REFERENCE
 
 from infvsr_bench.errors import InfvsrError
+from infvsr_bench.weights import WeightsFileError
 from methods import build_method
 from methods.infvsr.adapter import to_model_range, to_uint8
-from methods.infvsr.checkpoints import CheckpointError
 from methods.infvsr.dit import WanDiT, WanDiTConfig
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.scenes import SceneChunker
@@ -113,12 +113,12 @@ def test_wrong_checkpoint_names_the_first_offending_keys(weights_folder, tmp_pat
     del state["blocks.1.ffn.2.weight"]
     state["head.head.bias"] = torch.zeros(3)
     torch.save(state, folder / "InfVSR.ckpt")
-    with pytest.raises(CheckpointError, match=r"InfVSR.ckpt does not fit the model: 1 missing key\(s\), first "
+    with pytest.raises(WeightsFileError, match=r"InfVSR.ckpt does not fit the model: 1 missing key\(s\), first "
                                               r"\['blocks.1.ffn.2.weight'\]; 1 wrong shape\(s\), first \['head.head.bias \[3\]"):
         build_method({"name": "infvsr", "weights_dir": str(tmp_path)})
     (folder / "DAPE.pth").write_bytes(b"not a checkpoint")
     torch.save(torch.load(weights_folder / "infvsr" / "InfVSR.ckpt", weights_only=True), folder / "InfVSR.ckpt")
-    with pytest.raises(CheckpointError, match="DAPE.pth: not a loadable checkpoint"):
+    with pytest.raises(WeightsFileError, match="DAPE.pth: not a loadable checkpoint"):
         build_method({"name": "infvsr", "weights_dir": str(tmp_path)})
 
 

@@ -26,9 +26,6 @@ FILES: dict[str, WeightFile] = {
 }
 
 
-# A weight file that cannot be read or does not fit the model: the one error for unusable weight files.
-CheckpointError = WeightsFileError
-
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """A safetensors file's tensors and its string metadata."""
@@ -52,7 +49,7 @@ def check_keys(expected: Mapping[str, torch.Size], state: Mapping[str, Any], nam
     if wrong:
         problems.append(f"{len(wrong)} wrong shape(s), first {wrong[:2]}")
     if problems:
-        raise CheckpointError(f"{name} does not fit the model: " + "; ".join(problems))
+        raise WeightsFileError(f"{name} does not fit the model: " + "; ".join(problems))
 
 
 def load_strict(module_on_meta: nn.Module, state: Mapping[str, torch.Tensor], name: str) -> nn.Module:
@@ -80,11 +77,11 @@ def load_official(modules: Modules, paths: dict[str, Path]) -> Modules:
     load_strict(modules.vae, vae_state.get("model_state", vae_state), paths["vae"].name)
     ram = load_tensors(paths["ram"], mmap=True)
     if "model" not in ram:
-        raise CheckpointError(f"{paths['ram']}: expected the RAM checkpoint's weights under 'model'")
+        raise WeightsFileError(f"{paths['ram']}: expected the RAM checkpoint's weights under 'model'")
     try:
         encoder_state = merge_dape(select_ram_keys(ram["model"]), load_tensors(paths["dape"]))
     except ValueError as exc:
-        raise CheckpointError(f"{paths['dape'].name}: {exc}") from None
+        raise WeightsFileError(f"{paths['dape'].name}: {exc}") from None
     load_strict(modules.encoder, encoder_state, f"{paths['ram'].name} + {paths['dape'].name}")
     modules.encoder.init_buffers()
     return modules
