@@ -205,9 +205,9 @@ def test_one_figure_per_column_and_dataset(two_columns_two_datasets, tmp_path):
     out = tmp_path / "fig"
     out.mkdir()
     merged = load_runs([str(two_columns_two_datasets)])
-    files = set(plot_curves(merged, out)) | set(plot_speed_quality(merged, "psnr", out))
-    drift = {f"drift_{c}_{d}.{e}" for c in (DINO, CLIP) for d in ("d1", "d2") for e in ("png", "pdf")}
-    speed = {f"speed_vs_psnr_{d}.{e}" for d in ("d1", "d2") for e in ("png", "pdf")}
+    files = {name for f in plot_curves(merged, out) + plot_speed_quality(merged, "psnr", out) for name in f.files}
+    drift = {f"drift_{c}_{d}.{e}" for c in (DINO, CLIP) for d in ("d1", "d2") for e in ("png", "pdf", "csv")}
+    speed = {f"speed_vs_psnr_{d}.{e}" for d in ("d1", "d2") for e in ("png", "pdf", "csv")}
     assert files == drift | speed  # scene cuts are marks on the drift figures, not a figure of their own
     assert all((out / f).stat().st_size > 0 for f in files)
 

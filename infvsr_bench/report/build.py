@@ -8,6 +8,7 @@ from pathlib import Path
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report import plots
+from infvsr_bench.report.figure import Figure
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_markdown, write_all
 
@@ -39,7 +40,7 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
     metrics = list(options.metrics) or list(merged.metrics)
     board = leaderboard(merged, metrics, options.aggregation, options.reference or None)
     files: list[str] = []
-    figures: list[str] = []
+    figures: list[Figure] = []
     if options.plots:
         quality = options.quality or next((m for m in metrics if m in merged.clips), "")
         if quality:
@@ -48,8 +49,8 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
                 figures += plots.plot_length(merged, quality, out)
         figures += plots.plot_curves(merged, out)
     images = "".join(
-        f"<h2>{name[:-4]}</h2><img style='max-width:900px' src='data:image/png;base64,"
-        f"{base64.b64encode((out / name).read_bytes()).decode()}'/>" for name in figures if name.endswith(".png"))
+        f"<h2>{f.name}</h2><img style='max-width:900px' src='data:image/png;base64,"
+        f"{base64.b64encode((out / f.png).read_bytes()).decode()}'/>" for f in figures)
     files += write_all(board, out, options.methods_as, extra_html=images)
     print(to_markdown(board, options.methods_as))
-    return out, files + figures
+    return out, files + [name for f in figures for name in f.files]

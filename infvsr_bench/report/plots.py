@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.report.coverage import coverage
+from infvsr_bench.report.figure import Figure
 from infvsr_bench.report.merge import Merged
 from infvsr_bench.results import write_bytes
 
@@ -41,15 +42,18 @@ def _legend(ax) -> None:
         ax.legend(fontsize=6, ncol=max(1, n // 20 + 1), loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
-def _save(fig, out: Path, name: str) -> list[str]:
+def _save(fig, out: Path, name: str, data: pd.DataFrame, caption: str = "") -> list[Figure]:
+    """Write the figure as PNG and PDF and the data it draws as CSV, each written whole (kill -9 safe)."""
     name = re.sub(r"[^A-Za-z0-9@._-]+", "_", name)
-    names = [f"{name}.png", f"{name}.pdf"]
-    for file, options in zip(names, ({"dpi": 150}, {})):  # rendered in memory, written whole (kill -9 safe)
+    names = (f"{name}.png", f"{name}.pdf", f"{name}.csv")
+    title = fig.axes[0].get_title() if fig.axes else name
+    for file, options in zip(names, ({"dpi": 150}, {})):
         buffer = io.BytesIO()
         fig.savefig(buffer, format=file[-3:], bbox_inches="tight", **options)
         write_bytes(out / file, buffer.getvalue())
+    write_bytes(out / names[2], data.to_csv(index=False).encode("utf-8"))
     plt.close(fig)
-    return names
+    return [Figure(name, title, caption or title, names)]
 
 
 def metric_vs_length(merged: Merged, metric: str, lengths: tuple[int, ...] = LENGTHS) -> pd.DataFrame:
@@ -70,7 +74,7 @@ def metric_vs_length(merged: Merged, metric: str, lengths: tuple[int, ...] = LEN
     return picked.groupby(["method", "dataset", "length"], sort=False)["value"].mean().reset_index()
 
 
-def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
+def plot_length(merged: Merged, metric: str, out: Path) -> list[Figure]:
     data = metric_vs_length(merged, metric)
     if data.empty:
         return []
@@ -82,7 +86,7 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[str]:
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs clip length")
     _legend(ax)
-    return _save(fig, out, f"length_{metric}")
+    return _save(fig, out, f"length_{metric}", data)
 
 
 def speed_quality(merged: Merged, metric: str) -> pd.DataFrame:
@@ -95,12 +99,12 @@ def speed_quality(merged: Merged, metric: str) -> pd.DataFrame:
     return agg.dropna(subset=["value"]).reset_index()
 
 
-def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
+def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[Figure]:
     """Per dataset: frames/s (log x) vs a quality metric; bubble area proportional to parameter count."""
     data = speed_quality(merged, metric)
     params = {r.method: (r.record.method.get("parameters") or 0) for r in merged.runs}
     biggest = max(params.values(), default=0) or 1
-    files: list[str] = []
+    files: list[Figure] = []
     for dataset, agg in data.groupby("dataset", sort=False):
         fig, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
         for i, row in enumerate(agg.itertuples()):
@@ -113,7 +117,7 @@ def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[str]:
         ax.set_xlabel("frames / s (method alone, log scale)")
         ax.set_ylabel(metric)
         ax.set_title(f"{dataset}: speed vs {metric} (bubble area = parameters)", fontsize=9)
-        files += _save(fig, out, f"speed_vs_{metric}_{dataset}")
+        files += _save(fig, out, f"speed_vs_{metric}_{dataset}", agg)
     return files
 
 
@@ -148,13 +152,13 @@ def _curve_kind(name: str) -> str:
     return "boundary" if "boundary" in name else "cut" if "cut" in tokens else "frame"
 
 
-def plot_curves(merged: Merged, out: Path) -> list[str]:
+def plot_curves(merged: Merged, out: Path) -> list[Figure]:
     """Every metric's curves, one figure per (column, dataset, kind): vs frame (with the column's
     per-frame derived values, e.g. fidelity), vs frame gap, per chunk boundary."""
     c = merged.curves
     per_frame = set(merged.frames.columns) if len(merged.frames) else set()
     datasets = list(dict.fromkeys(r.dataset for r in merged.runs))
-    files: list[str] = []
+    files: list[Figure] = []
     for column, info in merged.metrics.items():
         if "parent" in info:
             continue
@@ -174,7 +178,7 @@ def plot_curves(merged: Merged, out: Path) -> list[str]:
 
 
 def plot_frame_curves(merged: Merged, panels: dict[str, pd.DataFrame], out: Path, column: str, dataset: str,
-                      cuts: tuple[int, ...] = (), window: int = 25) -> list[str]:
+                      cuts: tuple[int, ...] = (), window: int = 25) -> list[Figure]:
     """One panel per curve vs frame index (``panels``: name -> method, x, value) of one column on one
     dataset, a line per method (rolling mean), dotted verticals at each method's chunk boundaries,
     grey dashed ones at scene ``cuts``."""
@@ -195,7 +199,8 @@ def plot_frame_curves(merged: Merged, panels: dict[str, pd.DataFrame], out: Path
         _legend(ax)
     axes[0, 0].set_title(f"{column} on {dataset}", fontsize=9)
     axes[-1, 0].set_xlabel("frame")
-    return _save(fig, out, f"drift_{column}_{dataset}")
+    return _save(fig, out, f"drift_{column}_{dataset}",
+                 pd.concat([p.assign(curve=n) for n, p in panels.items()], ignore_index=True))
 
 
 def _chunk_starts(merged: Merged, method: str, dataset: str) -> list[int]:
@@ -206,7 +211,7 @@ def _chunk_starts(merged: Merged, method: str, dataset: str) -> list[int]:
     return list(rows["chunk_starts"].iloc[0]) if len(rows) and rows["chunk_starts"].iloc[0] is not None else []
 
 
-def plot_dt(data: pd.DataFrame, out: Path, column: str, name: str, dataset: str) -> list[str]:
+def plot_dt(data: pd.DataFrame, out: Path, column: str, name: str, dataset: str) -> list[Figure]:
     """Similarity vs frame gap (log x), a line per method (``data`` from ``metric_curve``)."""
     if data.empty:
         return []
@@ -218,10 +223,10 @@ def plot_dt(data: pd.DataFrame, out: Path, column: str, name: str, dataset: str)
     ax.set_ylabel("feature similarity")
     ax.set_title(f"{column} {name} on {dataset}", fontsize=9)
     _legend(ax)
-    return _save(fig, out, f"dt_{column}_{name}_{dataset}")
+    return _save(fig, out, f"dt_{column}_{name}_{dataset}", data)
 
 
-def plot_boundaries(data: pd.DataFrame, out: Path, column: str, name: str, dataset: str) -> list[str]:
+def plot_boundaries(data: pd.DataFrame, out: Path, column: str, name: str, dataset: str) -> list[Figure]:
     """Per-chunk-boundary discontinuity per method (1 = boundaries invisible; ``data`` from ``metric_curve``)."""
     if data.empty:
         return []
@@ -233,4 +238,4 @@ def plot_boundaries(data: pd.DataFrame, out: Path, column: str, name: str, datas
     ax.set_ylabel("discontinuity ratio")
     ax.set_title(f"{column} {name} on {dataset}", fontsize=9)
     _legend(ax)
-    return _save(fig, out, f"boundaries_{column}_{name}_{dataset}")
+    return _save(fig, out, f"boundaries_{column}_{name}_{dataset}", data)
