@@ -1,8 +1,8 @@
-"""Metric protocols (#12 points 3, 5-8, 10): each named variant equals its reference computation.
+"""Metric protocols (#12 points 3, 5-8, 10; #21): each named variant equals its reference computation.
 
 References: pyiqa called directly (DOVE's PSNR/SSIM, NIQE, pyiqa's eps rule), re-implementations of
-the reference code written here from its description (DOVER's official frame sampler, TecoGAN's
-``crop_8x8``), and captured inputs (EvalCrafter's RAFT input range).
+the reference code written here from its steps (DOVER's official frame sampler, TecoGAN's tOF loop
+and ``crop_8x8``), and captured inputs (EvalCrafter's RAFT input range).
 """
 
 from __future__ import annotations
@@ -230,26 +230,74 @@ def _tecogan_crop_8x8(img: np.ndarray) -> np.ndarray:
     return img[y:y + h, x:x + w]
 
 
-@pytest.mark.parametrize("size", [(120, 200), (144, 176)])
-def test_tof_and_tlp_crop_like_tecogan_before_flow_and_lpips(size):
-    gt = real_frames(8, size, seed=5)
+def _subpixel_pan(n: int, size: tuple[int, int], step: tuple[float, float] = (0.37, 0.61)) -> np.ndarray:
+    """``n`` frames of a real photograph moving by a sub-pixel ``step`` (dy, dx) per frame (cubic spline)."""
+    from scipy import ndimage
+
+    h, w = size
+    photo = data.astronaut()[:h + 16, :w + 16].astype(np.float64)
+    frames = [ndimage.shift(photo, (step[0] * t, step[1] * t, 0), order=3, mode="reflect")[8:8 + h, 8:8 + w]
+              for t in range(n)]
+    return np.clip(np.stack(frames).round(), 0, 255).astype(np.uint8)
+
+
+def _tecogan_tof(output: np.ndarray, target: np.ndarray, cutfr: int = 2) -> list[float]:
+    """tOF as TecoGAN's metrics.py computes it (thunil/TecoGAN@069d983, metrics.py, the frame loop): for
+    frames cutfr..n-cutfr-1, RGB2GRAY of the uint8 frames; from the second on, Farneback (0.5, 3, 15, 3,
+    5, 1.2, 0) between the previous and current grey frames of the target and of the output, on the
+    WHOLE frames; then crop_8x8 on each flow field; |target - output| in float32, its per-pixel L2 norm,
+    the mean. One value per frame i > cutfr."""
+    values, prev = [], None
+    for i in range(cutfr, len(target) - cutfr):
+        out_grey = cv2.cvtColor(output[i], cv2.COLOR_RGB2GRAY)
+        tar_grey = cv2.cvtColor(target[i], cv2.COLOR_RGB2GRAY)
+        if i > cutfr:
+            tar_of = cv2.calcOpticalFlowFarneback(prev[1], tar_grey, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            out_of = cv2.calcOpticalFlowFarneback(prev[0], out_grey, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            diff = np.absolute(_tecogan_crop_8x8(tar_of) - _tecogan_crop_8x8(out_of))
+            values.append(float(np.sqrt(np.sum(diff * diff, axis=-1)).mean()))
+        prev = (out_grey, tar_grey)
+    return values
+
+
+@pytest.mark.parametrize("size", [(100, 140), (144, 176), (360, 480)])
+def test_tof_follows_tecogans_order_flow_on_whole_frames_then_crop(size):
+    gt = _subpixel_pan(9, size)
     sr = np.stack([_bicubic_x4(f) for f in gt])
-    crop = lambda v: np.stack([_tecogan_crop_8x8(f) for f in v])  # noqa: E731
-    assert crop(gt).shape[1:3] == {(120, 200): (96, 160), (144, 176): (128, 160)}[size]
-
-    def of(v, t):
-        a, b = (cv2.cvtColor(np.ascontiguousarray(v[i]), cv2.COLOR_RGB2GRAY) for i in (t - 1, t))
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-
-    tof, _ = _score("tof", {}, sr, gt, chunks=(3, 2))
-    expected = [np.sqrt(((of(crop(gt), t) - of(crop(sr), t)) ** 2).sum(-1)).mean() for t in range(3, 6)]
-    np.testing.assert_allclose(tof, expected, rtol=1e-5)
+    tof, scalars = _score("tof", {}, sr, gt, chunks=(3, 2))
+    expected = _tecogan_tof(sr, gt)
+    assert len(expected) == 4  # frames 3..6 of 9: TecoGAN skips 2 at each end
+    np.testing.assert_allclose(tof, expected, rtol=1e-6)
+    assert scalars["tof"] == pytest.approx(np.mean(expected), rel=1e-6)
+    # Cropping the frames before the flow (what tof v2 did) is a different number on this content.
+    early = [np.sqrt(((of_a - of_b) ** 2).sum(-1)).mean() for of_a, of_b in zip(
+        *(_flows(np.stack([_tecogan_crop_8x8(f) for f in v])) for v in (gt, sr)))]
+    assert not np.allclose(early[1:-1], expected, rtol=1e-2)
     full, _ = _score("tof", {"crop_8x8": False}, sr, gt, chunks=(3, 2))
     assert not np.allclose(full, tof, rtol=1e-3)
+    assert build_metric("tof", {"crop_8x8": False}).info()["protocol"] == "infvsr_bench"
 
+
+def _flows(v: np.ndarray) -> list[np.ndarray]:
+    """TecoGAN's Farneback between consecutive grey frames 1..n-2 (the pairs its loop scores and more)."""
+    grey = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in v]
+    return [cv2.calcOpticalFlowFarneback(grey[t - 1], grey[t], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            for t in range(2, len(v) - 1)]
+
+
+def test_tof_refuses_frames_too_small_for_tecogans_crop():
+    frames = _subpixel_pan(6, (40, 64))
+    with pytest.raises(ClipError, match="48x48"):
+        _score("tof", {}, frames, frames)
+
+
+@pytest.mark.parametrize("size", [(100, 140), (144, 176)])
+def test_tlp_crops_the_frames_before_lpips_like_tecogan(size):
+    gt = _subpixel_pan(8, size)
+    sr = np.stack([_bicubic_x4(f) for f in gt])
+    crop = lambda v: np.stack([_tecogan_crop_8x8(f) for f in v])  # noqa: E731
     tlp = build_metric("tlp", {"random_weights": True, "device": "cpu"})
     assert tlp.info()["protocol"] == "tecogan" and "crop_8x8=True" in tlp.version
-    assert build_metric("tof", {"crop_8x8": False}).info()["protocol"] == "infvsr_bench"
     tlp.update(sr, gt, 0)
     got = tlp.compute().frames["tlp"].to_numpy()
 

@@ -3,8 +3,9 @@
 Both score pairs (t-1, t), reported at frame t, and skip ``skip_ends`` frames at each end of the
 clip: a pair counts only when both its frames lie in [first + skip_ends, last - skip_ends]. While
 streaming the first ``skip_ends`` pairs are dropped as they come; the last ``skip_ends`` are dropped
-at ``compute``, when the clip's end is known. With ``crop_8x8`` (default, protocol ``tecogan``) both
-videos are first cropped as TecoGAN's ``metrics.py`` does before flow and LPIPS (``crop_8x8``).
+at ``compute``, when the clip's end is known. With ``crop_8x8`` (default, protocol ``tecogan``) the
+order is TecoGAN's ``metrics.py`` (thunil/TecoGAN@069d983): tOF computes the flow on the whole frames
+and crops the flow fields; tLP crops the frames before LPIPS.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def crop_8x8_box(size: int) -> tuple[int, int]:
     return (size - length) // 2, length
 
 
-def crop_8x8(frames: np.ndarray) -> np.ndarray:
-    """Frames (T,H,W,C) cropped by ``crop_8x8_box`` in both dimensions."""
-    (y, h), (x, w) = crop_8x8_box(frames.shape[1]), crop_8x8_box(frames.shape[2])
+def crop_8x8_slices(height: int, width: int) -> tuple[slice, slice]:
+    """Rows and columns ``crop_8x8`` keeps of a ``height`` x ``width`` image; refuses images it leaves empty."""
+    (y, h), (x, w) = crop_8x8_box(height), crop_8x8_box(width)
     if h <= 0 or w <= 0:
-        raise ClipError(f"TecoGAN's crop_8x8 needs frames of at least 48x48 pixels, got {frames.shape[2]}x{frames.shape[1]}")
-    return frames[:, y:y + h, x:x + w]
+        raise ClipError(f"TecoGAN's crop_8x8 needs frames of at least 48x48 pixels, got {width}x{height}")
+    return slice(y, y + h), slice(x, x + w)
 
 
 class PairMetric(Metric):
@@ -55,6 +56,7 @@ class PairMetric(Metric):
     kind = MetricKind.FULL_REFERENCE
     higher_is_better = False
     runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+    crops_frames = True  # crop_8x8 applies to the frames (tLP); False: the subclass crops what it derives (tOF)
 
     def protocol(self) -> str:
         return "tecogan" if self.settings.crop_8x8 else self.default_protocol
@@ -84,7 +86,9 @@ class PairMetric(Metric):
         if self._first is None:
             self._first = frame_index
         if self.settings.crop_8x8:
-            sr, gt = crop_8x8(sr), crop_8x8(gt)
+            rows, cols = crop_8x8_slices(sr.shape[1], sr.shape[2])  # refuses frames too small at once
+            if self.crops_frames:
+                sr, gt = sr[:, rows, cols], gt[:, rows, cols]
         start = frame_index
         if self._prev is not None:
             sr, gt, start = np.concatenate([self._prev[0][None], sr]), np.concatenate([self._prev[1][None], gt]), start - 1
@@ -119,7 +123,7 @@ class TOFSettings:
     flow_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # filled with the backend's defaults
     skip_ends: int = 2
     scale: float = 1.0  # TecoGAN's tables print tOF x10: set 10 to match them
-    crop_8x8: bool = True  # TecoGAN's metrics.py crop before the flow; False: full frames
+    crop_8x8: bool = True  # TecoGAN's metrics.py: flow on the whole frames, then crop the flow; False: no crop
 
     def __post_init__(self) -> None:
         _check_skip(self.skip_ends)
@@ -130,8 +134,9 @@ class TOF(PairMetric):
     """TecoGAN tOF: mean per-pixel L2 distance between the GT's and the output's flow (t-1 -> t)."""
 
     name = "tof"
-    version = "2"  # 2: TecoGAN's crop_8x8 by default
+    version = "3"  # 2: TecoGAN's crop_8x8 by default; 3: the crop applies to the flow, not the frames
     Settings = TOFSettings
+    crops_frames = False
 
     def __init__(self, settings: TOFSettings | None = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)
@@ -141,6 +146,9 @@ class TOF(PairMetric):
     def pair_values(self, sr: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
         n = len(sr) - 1
         flows = self.flow(torch.cat((gt[:-1], sr[:-1])), torch.cat((gt[1:], sr[1:])))
+        if self.settings.crop_8x8:
+            rows, cols = crop_8x8_slices(*flows.shape[-2:])
+            flows = flows[..., rows, cols]
         dist = ((flows[:n] - flows[n:]) ** 2).sum(1).sqrt().mean((1, 2))
         return dist.double().cpu().numpy() * self.settings.scale
 
@@ -151,7 +159,7 @@ class TLPSettings:
 
     skip_ends: int = 2
     scale: float = 100.0
-    crop_8x8: bool = True  # TecoGAN's metrics.py crop before LPIPS; False: full frames
+    crop_8x8: bool = True  # TecoGAN's metrics.py crops the frames before LPIPS; False: full frames
 
     def __post_init__(self) -> None:
         _check_skip(self.skip_ends)
