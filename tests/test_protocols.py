@@ -8,6 +8,7 @@ and ``crop_8x8``), and captured inputs (EvalCrafter's RAFT input range).
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -447,8 +448,8 @@ def test_dover_official_sampling_keeps_only_the_sampled_frames_of_the_whole_clip
     if n >= 3 * 64 * 2:  # long clips: the views span the whole clip, not its first window
         assert expected["technical"].max() > n * 2 // 3 and expected["aesthetic"].max() > n * 0.9
     t, a = (fake_dover()(got)[k] for k in ("technical", "aesthetic"))
-    assert result.scalars == pytest.approx(
-        {"dover": fuse(t, a), "dover_fused": fuse(t, a), "dover_technical": t, "dover_aesthetic": a})
+    raw = {k: result.scalars[k] for k in ("dover", "dover_fused", "dover_technical", "dover_aesthetic")}
+    assert raw == pytest.approx({"dover": fuse(t, a), "dover_fused": fuse(t, a), "dover_technical": t, "dover_aesthetic": a})
     assert result.curves is None
 
 
@@ -489,6 +490,94 @@ def test_dover_official_sampling_needs_the_clip_length(fake_dover):
     metric.update(_tagged_clip(40), None, 0)
     with pytest.raises(ClipError, match="never came"):
         metric.compute()
+
+
+# ------------------------------------------------------------------ #21 point 5: DOVER's set-evaluator scale
+
+
+def _dover_set_fuse_results(results: list) -> dict[str, float]:
+    """``fuse_results`` of VQAssessment/DOVER@01bb3069b948c366978485dc1f50943639e0365a
+    ``evaluate_a_set_of_videos.py`` as its code reads (results[0]: aesthetic, results[1]: technical,
+    the order of its ``sample_types``). Its inputs are ``np.mean`` of float32 score maps (np.float32);
+    with DOVER's NumPy 1.x (torch~=1.13) an np.float32 scalar minus a Python float is float64, so the
+    arithmetic is float64, written here with that promotion made explicit."""
+    aes, tech = (np.float64(np.float32(r)) for r in results)
+    t, a = (tech - 0.1107) / 0.07355, (aes + 0.08285) / 0.03774
+    x = t * 0.6104 + a * 0.3896
+    return {"aesthetic": 1 / (1 + np.exp(-a)), "technical": 1 / (1 + np.exp(-t)), "overall": 1 / (1 + np.exp(-x))}
+
+
+def _dover_set_csv(results: list) -> dict[str, float]:
+    """The row that script writes to its CSV (``{x*100:4f}``, columns "path, aesthetic score, technical
+    score, overall/final score"), read back."""
+    r = _dover_set_fuse_results(results)
+    line = f'clip.mp4, {r["aesthetic"]*100:4f}, {r["technical"]*100:4f},{r["overall"]*100:4f}\n'
+    _, aes, tech, overall = line.strip().split(",")
+    return {"aesthetic": float(aes), "technical": float(tech), "overall": float(overall)}
+
+
+class _ConstantDover:
+    """Stands in for the official network: returns the next of ``branch`` (technical, aesthetic) per video scored,
+    float32 values as the network's score means are."""
+
+    branch: ClassVar[list[tuple[float, float]]] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.weights, self.weights_sha256 = "none", {}
+
+    def __call__(self, videos: dict[str, np.ndarray]) -> dict[str, float]:
+        t, a = _ConstantDover.branch.pop(0)
+        return {"technical": float(np.float32(t)), "aesthetic": float(np.float32(a))}
+
+
+# (technical, aesthetic) raw branch means: the normalisation centres, typical values, and far tails.
+_BRANCH = [(0.1107, -0.08285), (0.0531, -0.1217), (0.2314, 0.0042), (-0.4, 0.35), (0.9, -0.6)]
+
+
+@pytest.mark.parametrize("technical,aesthetic", _BRANCH)
+def test_dover_set_scale_columns_equal_the_official_set_evaluator(monkeypatch, technical, aesthetic):
+    import infvsr_bench.metrics.dover as dover_module
+
+    monkeypatch.setattr(dover_module, "OfficialDover", _ConstantDover)
+    _ConstantDover.branch = [(technical, aesthetic)]
+    metric = build_metric("dover", {})
+    metric.reset()
+    metric.begin_clip(70)
+    metric.update(_tagged_clip(70), None, 0)
+    scalars = metric.compute().scalars
+    t, a = (float(np.float32(v)) for v in (technical, aesthetic))
+    assert (scalars["dover_technical"], scalars["dover_aesthetic"]) == (t, a)  # raw branch means, unchanged
+    assert scalars["dover"] == scalars["dover_fused"] == pytest.approx(dover_module.fuse(t, a), rel=1e-15)  # unchanged
+    official, csv = _dover_set_fuse_results([a, t]), _dover_set_csv([a, t])
+    for ours, theirs in (("technical", "technical"), ("aesthetic", "aesthetic"), ("overall", "overall")):
+        got = scalars[f"dover_set_{ours}"]
+        assert got == pytest.approx(100 * official[theirs], rel=1e-15, abs=1e-13), ours
+        assert abs(got - csv[theirs]) <= 5e-7 + 1e-12, ours  # the CSV prints 6 decimals
+    info = metric.info()
+    assert info["version"] == "dover-official-3"  # outputs changed: old runs are refused for resume
+    assert list(info["columns"]) == ["dover_set_technical", "dover_set_aesthetic", "dover_set_overall"]
+    assert all(c["higher_is_better"] and c["ideal"] is None for c in info["columns"].values())
+
+
+def test_dover_windows_set_scale_is_the_frame_weighted_mean_of_its_windows(monkeypatch):
+    import infvsr_bench.metrics.dover as dover_module
+
+    monkeypatch.setattr(dover_module, "OfficialDover", _ConstantDover)
+    _ConstantDover.branch = list(_BRANCH[1:4])
+    metric = _config_metric("dover_windows", "metrics.dover_windows.window=100")
+    metric.reset()
+    metric.begin_clip(250)
+    metric.update(_tagged_clip(250), None, 0)
+    result = metric.compute()
+    per_window = [_dover_set_fuse_results([np.float32(a), np.float32(t)]) for t, a in _BRANCH[1:4]]
+    for part in ("technical", "aesthetic", "overall"):
+        values = [100 * w[part] for w in per_window]
+        assert result.scalars[f"dover_windows_set_{part}"] == pytest.approx(
+            np.average(values, weights=[100, 100, 50]), rel=1e-14)
+        curve = result.curves[result.curves["curve"] == f"set_{part}"]
+        np.testing.assert_allclose(curve["value"], values, rtol=1e-14)
+        assert curve["x"].tolist() == [0, 100, 200]
+    assert list(metric.info()["columns"]) == [f"dover_windows_set_{p}" for p in ("technical", "aesthetic", "overall")]
 
 
 def test_dover_index_port_equals_the_installed_official_sampler():

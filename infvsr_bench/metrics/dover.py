@@ -7,6 +7,11 @@ fragments over 3 segments of 32 frames at stride 2, the aesthetic branch 32 fram
 frame indices follow from the clip's length (``begin_clip``) and the seed, so only the <= 128
 sampled frames are kept while streaming. ``sampling: windows`` (protocol ``dover_windows``) scores
 each ``window`` frames as a video of its own: a curve along the clip (drift), not the official number.
+
+Scales: ``<col>_technical`` / ``_aesthetic`` are the raw branch means, ``<col>_fused`` the fused [0,1] score
+(``evaluate_one_video.py -f``); ``<col>_set_technical`` / ``_set_aesthetic`` / ``_set_overall`` are the 0-100
+scale ``evaluate_a_set_of_videos.py`` writes (``fuse_results`` x 100), applied to the views sampled here
+(that script's own dataset sampling is unseeded, so its random offsets are not reproducible anyway).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ SAMPLE_TYPES: dict[str, dict[str, Any]] = {
 }
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
+# The set evaluator's scale (0-100), declared as report columns; PARTS: every per-video score, scalar and curve.
+SET_PARTS = ("set_technical", "set_aesthetic", "set_overall")
+PARTS = ("technical", "aesthetic", "fused", *SET_PARTS)
 
 
 def sampler_indices(num_frames: int, fsize_t: int, fragments_t: int, frame_interval: int = 1,
@@ -95,11 +103,27 @@ def view_indices(num_frames: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _normalised(technical: float, aesthetic: float) -> tuple[float, float]:
+    """The raw branch scores in the official scripts' standard units (their constants, ``fuse_results``)."""
+    return (technical - 0.1107) / 0.07355, (aesthetic + 0.08285) / 0.03774
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 def fuse(technical: float, aesthetic: float) -> float:
     """DOVER's overall score: sigmoid(0.6104 t + 0.3896 a) of the branch scores normalised as in the official script."""
-    t = (technical - 0.1107) / 0.07355
-    a = (aesthetic + 0.08285) / 0.03774
-    return 1.0 / (1.0 + math.exp(-(0.6104 * t + 0.3896 * a)))
+    t, a = _normalised(technical, aesthetic)
+    return _sigmoid(0.6104 * t + 0.3896 * a)
+
+
+def set_scale(technical: float, aesthetic: float) -> dict[str, float]:
+    """The scores ``evaluate_a_set_of_videos.py`` writes: 100 x sigmoid of each normalised branch score and
+    of their fusion (``set_overall`` = 100 x ``fuse``). Float64, as that script computes under NumPy 1.x."""
+    t, a = _normalised(technical, aesthetic)
+    return {"set_technical": 100 * _sigmoid(t), "set_aesthetic": 100 * _sigmoid(a),
+            "set_overall": 100 * fuse(technical, aesthetic)}
 
 
 def require_dover() -> None:
@@ -233,10 +257,12 @@ class OfficialDover:
 
 
 class DOVER(Metric):
-    """DOVER technical, aesthetic and fused scores: the official one-pass sampling, or per window of frames."""
+    """DOVER technical, aesthetic and fused scores, and the set evaluator's 0-100 scale: the official one-pass
+    sampling, or per window of frames."""
 
     name = "dover"
-    version = "dover-official-2"  # 2: the official whole-clip sampling by default (1: 128-frame windows)
+    # 3: the set evaluator's scale as set_* columns; 2: the official whole-clip sampling by default (1: 128-frame windows)
+    version = "dover-official-3"
     kind = MetricKind.NO_REFERENCE
     higher_is_better = True
     Settings = DoverSettings
@@ -253,7 +279,8 @@ class DOVER(Metric):
 
     def info(self) -> dict[str, Any]:
         backend = {"backend": "dover (official)", "model_args": MODEL_ARGS, "sample_types": SAMPLE_TYPES}
-        return {**super().info(), "backend": backend}
+        columns = {f"{self.column}_{part}": {"higher_is_better": True, "ideal": None} for part in SET_PARTS}
+        return {**super().info(), "backend": backend, "columns": columns}
 
     def reset(self) -> None:
         self._num_frames: int | None = None
@@ -292,6 +319,7 @@ class DOVER(Metric):
             indices = view_indices(count)
             scores = self.evaluator({s: np.stack([self._kept[start + int(i)] for i in idx]) for s, idx in indices.items()})
         scores["fused"] = fuse(scores["technical"], scores["aesthetic"])
+        scores.update(set_scale(scores["technical"], scores["aesthetic"]))
         self._rows.append({"x": start, "count": count, **scores})
         self._kept = {}
 
@@ -300,10 +328,10 @@ class DOVER(Metric):
             self._score(0, self._num_frames, self.settings.seed)
         elif self._kept:
             self._score(self._start, len(self._kept), self.settings.seed + len(self._rows))
-        rows = pd.DataFrame(self._rows, columns=["x", "count", "technical", "aesthetic", "fused"])
+        rows = pd.DataFrame(self._rows, columns=["x", "count", *PARTS])
         weights = rows["count"].to_numpy(dtype=np.float64)
         scalars = {}
-        for part in ("technical", "aesthetic", "fused"):
+        for part in PARTS:
             value = float(np.average(rows[part], weights=weights)) if len(rows) else float("nan")
             scalars[f"{self.column}_{part}"] = value
         scalars[self.column] = scalars[f"{self.column}_{self.settings.report}"]
@@ -311,7 +339,7 @@ class DOVER(Metric):
         if self.settings.sampling == "windows":  # official: one score for the clip, no curve
             curves = pd.concat(
                 [pd.DataFrame({"curve": part, "x": rows["x"], "value": rows[part], "count": rows["count"]})
-                 for part in ("technical", "aesthetic", "fused")],
+                 for part in PARTS],
                 ignore_index=True,
             )
         return MetricResult(frames=pd.DataFrame({"frame": np.array([], dtype=np.int64)}), scalars=scalars, curves=curves)
