@@ -19,6 +19,8 @@ from skimage import color, data
 
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics import build_metric
+from infvsr_bench.metrics.base import MetricResult
+from infvsr_bench.metrics.flow import build_flow
 
 torch.set_num_threads(2)
 
@@ -212,8 +214,149 @@ def test_ewarp_evalcrafter_input_feeds_raft_minus_one_to_minus_0992_and_changes_
     assert value_c != pytest.approx(value_e, rel=1e-3)
     assert (info_c["protocol"], info_e["protocol"]) == ("ewarp", "evalcrafter")
     assert info_c["version"] != info_e["version"] and "input=evalcrafter_div255" in info_e["version"]
+    assert info_c["version"].startswith("1[") and info_e["version"].startswith("2[")  # #21 point 3 kept the border
     variant = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.random_weights=true")
     assert variant.info()["protocol"] == "evalcrafter"
+
+
+# ------------------------------------------------------------------ #21 point 3: EvalCrafter keeps RAFT's padding
+# EvalCrafter's warping error, written here step by step from evalcrafter/EvalCrafter@1275bda05e74f295ad2585e3ebde8e95a81a15af:
+# metrics/RAFT/optical_flow_scores.py (compute_video_warping_error), metrics/RAFT/warp_utils.py (tensor2img,
+# img2tensor, detect_occlusion, compute_flow_magnitude, compute_flow_gradients), metrics/RAFT/core/utils/utils.py
+# (InputPadder, "sintel" mode) and metrics/RAFT/networks/resample2d_package/resample2d_kernel.cu (Resample2d).
+
+
+def _ec_input_padder(dims: torch.Size, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """InputPadder(dims).pad(*inputs): replicate padding to a multiple of 8, split as its "sintel" mode does."""
+    ht, wd = dims[-2:]
+    pad_ht = (((ht // 8) + 1) * 8 - ht) % 8
+    pad_wd = (((wd // 8) + 1) * 8 - wd) % 8
+    pad = [pad_wd // 2, pad_wd - pad_wd // 2, pad_ht // 2, pad_ht - pad_ht // 2]
+    return [torch.nn.functional.pad(x, pad, mode="replicate") for x in inputs]
+
+
+def _ec_resample2d(input1: torch.Tensor, input2: torch.Tensor) -> torch.Tensor:
+    """FlowNet2's Resample2d forward (kernel_size 1, bilinear) as its CUDA kernel computes it in float32: float
+    coordinates, floor and indices clamped to the frame, weights in double, four float terms summed in order."""
+    img, flow = input1[0].numpy(), input2[0].numpy()
+    h, w = flow.shape[1:]
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    xf, yf = xs + flow[0], ys + flow[1]  # float32
+    alpha, beta = xf - np.floor(xf), yf - np.floor(yf)
+    xl, xr = (np.clip(np.floor(xf).astype(np.int64) + k, 0, w - 1) for k in (0, 1))
+    yt, yb = (np.clip(np.floor(yf).astype(np.int64) + k, 0, h - 1) for k in (0, 1))
+    a, b = alpha.astype(np.float64), beta.astype(np.float64)
+    val = np.zeros(img.shape, np.float32)
+    for weight, yy, xx in (((1. - a) * (1. - b), yt, xl), (a * (1. - b), yt, xr), ((1. - a) * b, yb, xl), (a * b, yb, xr)):
+        val += (weight * img[:, yy, xx].astype(np.float64)).astype(np.float32)
+    return torch.from_numpy(val)[None]
+
+
+def _ec_tensor2img(img_t: torch.Tensor) -> np.ndarray:
+    return np.transpose(img_t[0].detach().to("cpu").numpy(), (1, 2, 0))
+
+
+def _ec_img2tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.expand_dims(np.transpose(img, (2, 0, 1)), axis=0).astype(np.float32))
+
+
+def _ec_flow_magnitude(flow: np.ndarray) -> np.ndarray:
+    return flow[:, :, 0] ** 2 + flow[:, :, 1] ** 2
+
+
+def _ec_flow_gradients(flow: np.ndarray) -> tuple[np.ndarray, ...]:
+    h, w = flow.shape[:2]
+    x_du, x_dv, y_du, y_dv = (np.zeros((h, w)) for _ in range(4))  # float64, as np.zeros gives
+    fx, fy = flow[:, :, 0], flow[:, :, 1]
+    x_du[:, :-1] = fx[:, :-1] - fx[:, 1:]
+    x_dv[:-1, :] = fx[:-1, :] - fx[1:, :]
+    y_du[:, :-1] = fy[:, :-1] - fy[:, 1:]
+    y_dv[:-1, :] = fy[:-1, :] - fy[1:, :]
+    return x_du, x_dv, y_du, y_dv
+
+
+def _ec_detect_occlusion(fw_flow: np.ndarray, bw_flow: np.ndarray, img: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """warp_utils.detect_occlusion(fw_flow, bw_flow, img) as written (EvalCrafter calls it with (bw, fw, img2))."""
+    fw_flow_t, bw_flow_t = _ec_img2tensor(fw_flow), _ec_img2tensor(bw_flow)
+    fw_flow_w = _ec_tensor2img(_ec_resample2d(fw_flow_t, bw_flow_t))
+    warp_img = _ec_resample2d(img, bw_flow_t)
+    fb_flow_mag = _ec_flow_magnitude(fw_flow_w + bw_flow)
+    fw_flow_w_mag, bw_flow_mag = _ec_flow_magnitude(fw_flow_w), _ec_flow_magnitude(bw_flow)
+    mask1 = fb_flow_mag > 0.01 * (fw_flow_w_mag + bw_flow_mag) + 0.5
+    fx_du, fx_dv, fy_du, fy_dv = _ec_flow_gradients(bw_flow)
+    mask2 = (fx_du ** 2 + fx_dv ** 2) + (fy_du ** 2 + fy_dv ** 2) > 0.01 * bw_flow_mag + 0.002
+    occlusion = np.zeros((fw_flow.shape[0], fw_flow.shape[1]))
+    occlusion[np.logical_or(mask1, mask2) == 1] = 1
+    return occlusion, warp_img
+
+
+def _ec_warping_error(frames: np.ndarray, model) -> tuple[float, list[float]]:
+    """compute_video_warping_error on RGB uint8 frames (cv2 BGR->RGB done), ``model(a, b)`` standing for RAFT's
+    flow_up (the official RAFT normalises 2*(x/255)-1 inside; the shared estimator does the same). Returns the
+    clip value and each pair's term."""
+    err, terms = torch.zeros(()), []
+    for i in range(len(frames) - 1):
+        img1 = torch.from_numpy(frames[i]).permute(2, 0, 1).float().unsqueeze(0) / 255.0
+        img2 = torch.from_numpy(frames[i + 1]).permute(2, 0, 1).float().unsqueeze(0) / 255.0
+        img1 = torch.nn.functional.interpolate(img1, scale_factor=0.5, mode="bilinear", align_corners=False)
+        img2 = torch.nn.functional.interpolate(img2, scale_factor=0.5, mode="bilinear", align_corners=False)
+        img1, img2 = _ec_input_padder(img1.shape, img1, img2)
+        fw_flow = _ec_tensor2img(model(img1, img2))
+        bw_flow = _ec_tensor2img(model(img2, img1))
+        fw_occ, warp_img2 = _ec_detect_occlusion(bw_flow, fw_flow, img2)
+        noc_mask = 1 - torch.tensor(fw_occ).float()
+        diff_squared = ((warp_img2.float() - img1) * noc_mask) ** 2
+        n = torch.sum(noc_mask)
+        if n == 0:
+            n = diff_squared.numel()
+        term = torch.sum(diff_squared) / n
+        terms.append(float(term))
+        err += term
+    return float(err / (len(frames) - 1)), terms
+
+
+def _panning(n: int, size: tuple[int, int], shift: tuple[float, float] = (1.3, 0.6)) -> np.ndarray:
+    """``n`` frames of a real photograph (skimage astronaut, enlarged bicubically where the frame needs it) moving
+    by a sub-pixel ``shift`` = (dx, dy) px per frame (bicubic resampling), uint8 (n,H,W,3)."""
+    h, w = size
+    img = data.astronaut()
+    grow = max(1.0, (h + 40) / img.shape[0], (w + 40) / img.shape[1])
+    img = cv2.resize(img, None, fx=grow, fy=grow, interpolation=cv2.INTER_CUBIC) if grow > 1 else img
+    frames = [cv2.warpAffine(img, np.float32([[1, 0, shift[0] * t], [0, 1, shift[1] * t]]), img.shape[1::-1],
+                             flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)[20:20 + h, 20:20 + w] for t in range(n)]
+    return np.ascontiguousarray(np.stack(frames))
+
+
+def _ewarp_evalcrafter_vs_reference(frames: np.ndarray, flow=None) -> tuple[MetricResult, float, list[float]]:
+    """The ``ewarp_evalcrafter`` column and EvalCrafter's procedure on the same frames with the same flow model:
+    the column's random-weight RAFT (2 iterations), or ``flow`` put in its place."""
+    m = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.random_weights=true",
+                       "metrics.ewarp_evalcrafter.device=cpu", "metrics.ewarp_evalcrafter.flow_options.iters=2")
+    if flow is not None:
+        m.flow = flow
+    m.reset()
+    m.update(frames, None, 0)
+    value, terms = _ec_warping_error(frames, m.flow)
+    return m.compute(), value, terms
+
+
+@pytest.mark.parametrize("size", [(540, 960), (720, 1280), (1080, 1920)])
+def test_ewarp_evalcrafter_equals_evalcrafters_procedure_at_video_sizes(size):
+    # RAFT on CPU at these sizes takes minutes: both sides get the same cheap deterministic flow (OpenCV DIS)
+    # in RAFT's place; the padding, mask and error path is the one under test.
+    frames = _panning(3, size)
+    got, value, terms = _ewarp_evalcrafter_vs_reference(frames, build_flow("dis"))
+    assert value > 0 and np.isfinite(terms).all()
+    np.testing.assert_allclose(got.frames["ewarp_evalcrafter"].to_numpy(), np.asarray(terms) * 1000, rtol=1e-5)
+    assert got.scalars["ewarp_evalcrafter"] == pytest.approx(value * 1000, rel=1e-5)
+
+
+@pytest.mark.parametrize("size", [(100, 140), (135, 240)])
+def test_ewarp_evalcrafter_equals_evalcrafters_procedure_with_raft_at_awkward_sizes(size):
+    frames = _panning(3, size)
+    got, value, terms = _ewarp_evalcrafter_vs_reference(frames)
+    assert got.scalars["ewarp_evalcrafter"] == pytest.approx(value * 1000, rel=1e-5)
+    np.testing.assert_allclose(got.frames["ewarp_evalcrafter"].to_numpy(), np.asarray(terms) * 1000, rtol=1e-5)
 
 
 # ------------------------------------------------------------------ point 7: TecoGAN's crop_8x8

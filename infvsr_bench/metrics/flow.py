@@ -104,6 +104,13 @@ class RAFTSettings:
 RAFT_MIN_SIZE = 128
 
 
+def input_padding(h: int, w: int, min_size: int = 0) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) to pad an h x w frame to a multiple of 8 (and >= ``min_size``), split as the
+    official RAFT's ``InputPadder`` in its default "sintel" mode (the extra pixel at the right/bottom)."""
+    ph, pw = max(-h % 8, min_size - h), max(-w % 8, min_size - w)
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
 class RAFT(FlowEstimator):
     """RAFT-large, batched over pairs; frames are padded (replicate, centred) to a multiple of 8, >= 128."""
 
@@ -131,8 +138,7 @@ class RAFT(FlowEstimator):
         self.model = model.eval().to(self.device)
 
     def _padding(self, h: int, w: int) -> tuple[int, int, int, int]:
-        ph, pw = max(-h % 8, RAFT_MIN_SIZE - h), max(-w % 8, RAFT_MIN_SIZE - w)
-        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2  # RAFT's InputPadder, "sintel" mode
+        return input_padding(h, w, RAFT_MIN_SIZE)
 
     def _prepare(self, frames: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
         return F.pad(RAFT_INPUTS[self.settings.input](frames.to(self.device, torch.float32)), pad, mode="replicate")

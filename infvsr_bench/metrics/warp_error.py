@@ -7,8 +7,10 @@ B: ``|grad F|^2 > 0.01 |F|^2 + 0.002``; ``E_t = sum_p M |I_t - I_{t+1}(p + F)|^2
 [0,1] RGB, x1000; the clip value is the mean over pairs. This is Lai et al.'s reference code,
 which calls ``detect_occlusion(bw, fw)``: its "fw_w + bw" and "grad bw" are B_w + F and grad F here.
 RAFT gets frames mapped to [-1,1] by default (protocol ``ewarp``); ``flow_options.input:
-evalcrafter_div255`` (conf ``ewarp_evalcrafter``, protocol ``evalcrafter``) feeds it [-1, -0.992] as
-EvalCrafter's code does, to reproduce published values that carry it.
+evalcrafter_div255`` (conf ``ewarp_evalcrafter``, protocol ``evalcrafter``) follows EvalCrafter's
+``compute_video_warping_error``, to reproduce published values that carry it: RAFT sees [-1, -0.992], and
+the x0.5 frames are padded (replicate, centred) to a multiple of 8 by RAFT's ``InputPadder`` and never
+unpadded, so that border is in the flow, the mask and the error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings, input_padding
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -106,6 +108,7 @@ class Ewarp(Metric):
 
     name = "ewarp"
     version = "1"  # instances append every setting: see ``self.version``
+    evalcrafter_version = "2"  # protocol evalcrafter: since 2 the InputPadder border is kept (#21 point 3)
     kind = MetricKind.TEMPORAL
     higher_is_better = False
     Settings = EwarpSettings
@@ -116,14 +119,17 @@ class Ewarp(Metric):
         self.device = resolve_device(runtime.get("device", "auto"))
         self.flow = build_flow(self.settings.flow, self.settings.flow_options, FlowRuntime(**runtime))
         self.weights, self.weights_sha256 = self.flow.weights, dict(self.flow.weights_sha256)
-        self.version = f"{type(self).version}[{describe(self.settings)}]"
+        self.keep_padding = self.protocol() == "evalcrafter"
+        base = self.evalcrafter_version if self.keep_padding else type(self).version
+        self.version = f"{base}[{describe(self.settings)}]"
 
     @property
     def needs_gt(self) -> bool:
         return self.settings.flow_source == "gt"
 
     def protocol(self) -> str:
-        """``evalcrafter`` when RAFT gets EvalCrafter's double-scaled input (as published E*warp may), else ``ewarp``."""
+        """``evalcrafter`` when RAFT gets EvalCrafter's double-scaled input (as published E*warp may; the frames
+        then keep InputPadder's border as in EvalCrafter), else ``ewarp``."""
         return "evalcrafter" if self.settings.flow_options.get("input") == "evalcrafter_div255" else "ewarp"
 
     def reset(self) -> None:
@@ -134,9 +140,11 @@ class Ewarp(Metric):
 
     def _prepare(self, frames: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() / 255
-        if self.settings.scale == 1:
-            return x
-        return F.interpolate(x, scale_factor=self.settings.scale, mode="bilinear", align_corners=False)
+        if self.settings.scale != 1:
+            x = F.interpolate(x, scale_factor=self.settings.scale, mode="bilinear", align_corners=False)
+        if self.keep_padding:  # EvalCrafter pads for RAFT after the resize and never crops back
+            x = F.pad(x, input_padding(*x.shape[-2:]), mode="replicate")
+        return x
 
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
         src = sr if self.settings.flow_source == "output" else gt
