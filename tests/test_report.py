@@ -91,12 +91,14 @@ def render_html(path: Path) -> str:
 
 
 class _Dom(HTMLParser):
-    """Tables (rows of cell texts), images and the page's text, from a rendered DOM."""
+    """Tables (rows of cell texts), images, links, scripts and the page's text, from a rendered DOM or a page."""
 
     def __init__(self, dom: str) -> None:
         super().__init__()
         self.tables: list[list[list[str]]] = []
         self.images: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
         self.text: list[str] = []
         self._cell: list[str] | None = None
         self.feed(dom)
@@ -110,6 +112,9 @@ class _Dom(HTMLParser):
             self._cell = []
         elif tag == "img":
             self.images.append(dict(attrs).get("src", ""))
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href", ""))
+        self.scripts += tag == "script"
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None:

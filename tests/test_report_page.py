@@ -15,12 +15,11 @@ import struct
 import subprocess
 import threading
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from test_report import BROWSERS, make_run
+from test_report import BROWSERS, _Dom, make_run
 
 from infvsr_bench.cli import main
 
@@ -65,45 +64,9 @@ def _files(report: Path) -> set[str]:
             | {f"leaderboard.{ext}" for ext in ("md", "tex", "csv", "html")})
 
 
-class _Page(HTMLParser):
-    """Links, images, tables (rows of cell texts) and text of an HTML page."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.links: list[str] = []
-        self.images: list[str] = []
-        self.scripts = 0
-        self.tables: list[list[list[str]]] = []
-        self.text: list[str] = []
-        self._cell: list[str] | None = None
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        attrs = dict(attrs)
-        self.links += [attrs["href"]] if tag == "a" else []
-        self.images += [attrs["src"]] if tag == "img" else []
-        self.scripts += tag == "script"
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell))
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def test_index_links_every_figure_and_file_relatively_and_escapes_every_name(report):
     html = (report / "index.html").read_text()
-    page = _Page(html)
+    page = _Dom(html)
     figures = sorted(p.stem for p in report.glob("*.png"))
     assert figures and "speed_vs_psnr_toy" in figures
     # Every figure: its image, and links to its PNG, PDF and CSV; nothing else but the leaderboard's files.
@@ -118,7 +81,7 @@ def test_index_links_every_figure_and_file_relatively_and_escapes_every_name(rep
     text = "".join(page.text)
     assert text.count(HOSTILE) >= 2  # its leaderboard row and its provenance
     # The leaderboard is the one leaderboard.html shows (one rendering, no second page to diverge).
-    board = _Page((report / "leaderboard.html").read_text()).tables[0]
+    board = _Dom((report / "leaderboard.html").read_text()).tables[0]
     assert page.tables[0] == board
     row = next(r for r in board if r[0] == HOSTILE)
     assert row[1] == "2/3 partial" and row[2].endswith("†")  # unranked, marked as the table marks it
@@ -127,7 +90,7 @@ def test_index_links_every_figure_and_file_relatively_and_escapes_every_name(rep
 
 
 def test_index_gives_each_runs_provenance(report):
-    text = " ".join(" ".join(_Page((report / "index.html").read_text()).text).split())
+    text = " ".join(" ".join(_Dom((report / "index.html").read_text()).text).split())
     section = text[text.index("Runs"):]
     a = section[section.index("A on toy"):section.index("B on toy")]
     facts = (COMMIT, "infvsr-bench 0.3.1", "pretrained", f"model.safetensors {SHA}", "toy x4", RECIPE, "3/3 clips",
