@@ -1,13 +1,12 @@
-"""``python -m infvsr_bench report``: runs -> leaderboard files + figures + one HTML page."""
+"""``python -m infvsr_bench report``: runs -> leaderboard files, figures, and index.html, the page showing them all."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from pathlib import Path
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.report import plots
+from infvsr_bench.report import page, plots
 from infvsr_bench.report.figure import Figure
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_markdown, write_all
@@ -48,9 +47,7 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
             if len(merged.frames) and quality in merged.frames:
                 figures += plots.plot_length(merged, quality, out)
         figures += plots.plot_curves(merged, out)
-    images = "".join(
-        f"<h2>{f.name}</h2><img style='max-width:900px' src='data:image/png;base64,"
-        f"{base64.b64encode((out / f.png).read_bytes()).decode()}'/>" for f in figures)
-    files += write_all(board, out, options.methods_as, extra_html=images)
+    files += write_all(board, out, options.methods_as)
+    files.append(page.write_page(out, board, figures, merged.runs, files, options.methods_as))
     print(to_markdown(board, options.methods_as))
     return out, files + [name for f in figures for name in f.files]

@@ -12,7 +12,8 @@ A value over fewer clips than its row's (the metric has no value on the others, 
 on a clip of one or two frames) is followed by ``(k/m)``, and the notes name those clips.
 Reference values stand beside a column only under the rule of ``report.reference``; the others are
 shown apart, in a second table, with the reason. Outputs: Markdown, LaTeX (booktabs, best bold,
-second underlined, notes as comments), CSV and a self-contained HTML page.
+second underlined, notes as comments), CSV and a self-contained HTML page
+(the table alone; ``report.page`` puts the same HTML in the report's ``index.html``).
 """
 
 from __future__ import annotations
@@ -313,22 +314,37 @@ def _html_table(cells: Cells) -> str:
     return f"<table><tr><th></th>{head}</tr>{rows}</table>"
 
 
-def to_html(lb: Leaderboard, methods_as: str = "rows", title: str = "infvsr-bench leaderboard",
-            extra: str = "") -> str:
+HTML_STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+              "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:right}th:first-child{text-align:left}")
+
+
+def html_page(title: str, body: str, style: str = "") -> str:
+    """A complete, self-contained HTML document: ``body`` under an ``<h1>`` of ``title`` (escaped here). No script
+    may run (the page needs none, and a name that slipped through unescaped could not act); the icon is empty,
+    so a browser asks the folder for none."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"script-src 'none'; object-src 'none'\">"
+            f"<link rel='icon' href='data:,'>"
+            f"<title>{html.escape(title)}</title>"
+            f"<style>{HTML_STYLE}{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+
+
+def html_leaderboard(lb: Leaderboard, methods_as: str = "rows") -> str:
+    """The leaderboard as HTML: the table, its legend, the values shown apart and the notes (every page that
+    shows a leaderboard shows this)."""
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in lb.notes)
     apart = "" if lb.apart.empty else f"<p>{html.escape(APART)}</p>{_html_table(_apart_cells(lb, HTML, methods_as))}"
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{padding:4px 10px;border-bottom:1px solid #ccc;text-align:right}th:first-child{text-align:left}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{_html_table(_cells(lb, HTML, methods_as))}"
-            f"<p>{_legend(lb, HTML)}</p>{apart}<ul>{notes}</ul>{extra}</body></html>\n")
+    return f"{_html_table(_cells(lb, HTML, methods_as))}<p>{_legend(lb, HTML)}</p>{apart}<ul>{notes}</ul>"
 
 
-def write_all(lb: Leaderboard, out: Any, methods_as: str = "rows", extra_html: str = "") -> list[str]:
+def to_html(lb: Leaderboard, methods_as: str = "rows", title: str = "infvsr-bench leaderboard") -> str:
+    return html_page(title, html_leaderboard(lb, methods_as))
+
+
+def write_all(lb: Leaderboard, out: Any, methods_as: str = "rows") -> list[str]:
     """leaderboard.md/.tex/.csv/.html in folder ``out``; returns the file names."""
     files = {"leaderboard.md": to_markdown(lb, methods_as), "leaderboard.tex": to_latex(lb, methods_as),
-             "leaderboard.csv": to_csv(lb), "leaderboard.html": to_html(lb, methods_as, extra=extra_html)}
+             "leaderboard.csv": to_csv(lb), "leaderboard.html": to_html(lb, methods_as)}
     for name, text in files.items():
         write_bytes(out / name, text.encode("utf-8"))
     return list(files)
