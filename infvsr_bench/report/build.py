@@ -48,6 +48,7 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
             if len(merged.frames) and quality in merged.frames:
                 figures += plots.plot_length(merged, quality, out)
         figures += plots.plot_curves(merged, out)
+        figures = plots.plot_legend(merged, out) + figures if figures else figures  # the report's legend first
     images = "".join(
         f"<h2>{f.name}</h2><img style='max-width:900px' src='data:image/png;base64,"
         f"{base64.b64encode((out / f.png).read_bytes()).decode()}'/>" for f in figures)
