@@ -32,8 +32,8 @@ CHUNK = 10
 
 
 def write_run(root: Path, method: str, offset: float, *, stride: int = 2, max_frames: int | None = None,
-              semantic: bool = True, fps: float = 10.0) -> None:
-    """A finished run over clips c30 and c60 (``max_frames`` cuts them short), chunks of 10 frames;
+              semantic: bool = True, fps: float = 10.0, chunk: int = CHUNK) -> None:
+    """A finished run over clips c30 and c60 (``max_frames`` cuts them short), chunks of ``chunk`` frames;
     with ``semantic``: fidelity FIDELITY + offset on every ``stride``-th frame, the gap curve GAPS,
     scene cuts CUTS and a per-boundary ratio of 1 + boundary / 100 on the boundaries scored."""
     path = root / "toy" / method
@@ -43,13 +43,13 @@ def write_run(root: Path, method: str, offset: float, *, stride: int = 2, max_fr
         done = min(n, max_frames or n)
         f = np.arange(done)
         psnr = 30.0 + offset - f / 100
-        starts = list(range(0, done, CHUNK))
+        starts = list(range(0, done, chunk))
         row = {"clip": clip, "status": "ok", "reason": None, "frames": done, "lr_frames": n, "psnr": psnr.mean(),
                "method_fps": fps, "chunk_starts": starts}
         table = pd.DataFrame({"clip": clip, "frame": f, "psnr": psnr})
         if semantic:
             scored = f % stride == 0
-            table[COL] = np.where(scored, 0.95, np.nan)
+            table[COL] = np.where(scored & (f > 0), 0.95, np.nan)  # as the metric: frame 0 has no VBench term
             table[f"{COL}_fidelity"] = np.where(scored, FIDELITY[clip] + offset, np.nan)
             row |= {COL: 0.95, f"{COL}_fidelity": FIDELITY[clip] + offset, f"{COL}_boundary": 1.1}
             # every boundary the metric keeps: a scored pair crosses it and no cut lies in that pair
@@ -187,6 +187,16 @@ def test_seam_data_marks_boundaries_across_a_cut_as_excluded(report):
     caption = report[2][f"boundaries_{COL}_boundary_toy"].caption
     assert "4 boundaries whose frame pair spans a scene cut are excluded" in caption
     assert "R (2/2 first frames)" in caption
+
+
+def test_a_boundary_whose_pair_starts_at_frame_0_counts(tmp_path):
+    # Frame 0 is scored but has no VBench term (NaN): the pair (0, 2] still crosses the chunk start 2.
+    write_run(tmp_path, "A", 0.0, chunk=2)
+    data = plots.boundary_table(load_runs([str(tmp_path)]), COL, "boundary", "toy", ["scene_cut"])
+    c30 = data[data["clip"] == "c30"]
+    assert c30["boundary"].tolist() == list(range(2, 30, 2))
+    assert c30.loc[c30["excluded"], "boundary"].tolist() == [20]
+    assert c30["value"].iloc[0] == pytest.approx(1.02)
 
 
 def test_seam_figure_draws_a_distribution_per_method_and_a_panel_per_clip(report):

@@ -298,7 +298,7 @@ def _chunk_starts(merged: Merged, dataset: str) -> dict[tuple[str, str], list[in
         return {}
     rows = clips[(clips["dataset"] == dataset) & (clips["status"] == "ok")]
     return {(m, c): [int(x) for x in s if x > 0] for m, c, s in zip(rows["method"], rows["clip"], rows["chunk_starts"])
-            if s is not None}
+            if isinstance(s, (list, tuple, np.ndarray))}  # None or NaN: layout unknown
 
 
 def _smooth(values: pd.Series, window: int) -> np.ndarray:
@@ -436,16 +436,20 @@ def boundary_table(merged: Merged, column: str, name: str, dataset: str, cut_nam
         return pd.DataFrame(columns=columns)
     cov = coverage(merged)
     values = clip_series(merged, column, dataset, name).set_index(["method", "clip", "x"])["value"]
-    cuts = pd.concat([clip_series(merged, column, dataset, n) for n in cut_names] or [pd.DataFrame(columns=columns)])
+    cuts = pd.concat([clip_series(merged, column, dataset, n) for n in cut_names]
+                     or [pd.DataFrame(columns=["method", "clip", "x"])])
     f = merged.frames
-    scored = f.loc[(f["dataset"] == dataset) & f[column].notna()] if len(f) and column in f else None
+    # Scored frames: those with a value, and frame 0 (scored, but its VBench term is NaN: no previous frame)
+    scored = f.loc[(f["dataset"] == dataset) & (f[column].notna() | (f["frame"] == 0))] \
+        if len(f) and column in f else None
     rows = []
     for (method, clip), starts in _chunk_starts(merged, dataset).items():
         row = clips[(clips["method"] == method) & (clips["dataset"] == dataset) & (clips["clip"] == clip)]
         if row[column].isna().all():  # this run does not measure the column
             continue
         frames = np.sort(scored.loc[(scored["method"] == method) & (scored["clip"] == clip), "frame"].to_numpy()) \
-            if scored is not None else np.arange(int(row["frames"].iloc[0]))
+            if scored is not None else np.zeros(0, np.int64)
+        frames = frames if len(frames) else np.arange(int(row["frames"].iloc[0]))  # no per-frame table: every frame
         marks = np.asarray(sorted(cuts.loc[(cuts["method"] == method) & (cuts["clip"] == clip), "x"]), np.int64)
         for s in starts:
             i = np.searchsorted(frames, s)  # the scored pair (frames[i - 1], frames[i]] holds the start
