@@ -185,7 +185,7 @@ def test_seam_data_marks_boundaries_across_a_cut_as_excluded(report):
     assert set(data.loc[data["method"] == "R", "boundary"]) == {10}  # its first 20 frames: one scored crossing
     assert data.set_index("method")["ranked"].groupby(level=0).first().to_dict() == {"A": True, "B": True, "R": False}
     caption = report[2][f"boundaries_{COL}_boundary_toy"].caption
-    assert "4 boundaries whose frame pair spans a scene cut are excluded" in caption
+    assert "4 boundaries (counted per method) whose frame pair spans a scene cut are excluded" in caption
     assert "R (2/2 first frames)" in caption
 
 

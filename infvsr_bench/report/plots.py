@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from infvsr_bench.report.coverage import Coverage, coverage
 from infvsr_bench.report.figure import Figure
@@ -41,6 +41,7 @@ from infvsr_bench.results import write_bytes
 LENGTHS = (100, 250, 500, 1000, 2000, 5000, 10000, 20000)
 SMOOTH = 25  # points of the centred rolling mean drawn for per-frame curves
 CUT = {"color": "grey", "lw": 0.8, "ls": "--"}
+MAX_STARTS = 40  # a method's chunk starts are drawn on drift curves up to this many in a clip (more hide the curve)
 
 
 def _save(fig, out: Path, name: str, data: pd.DataFrame, caption: str = "", title: str = "") -> list[Figure]:
@@ -63,9 +64,11 @@ def _wrap(label: str, width: int = 38) -> str:
 
 
 def _plain_log(ax) -> None:
-    """Log y ticks as plain numbers (1.2, not 1.2 x 10^0): ratios near 1 read as ratios."""
-    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-        axis(FormatStrFormatter("%g"))
+    """Log y ticks as plain numbers (1.2, not 1.2 x 10^0), ratios near 1 read as ratios; the minor
+    ticks labelled only within one decade, where they are all there is."""
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    low, high = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g") if high < 10 * low else NullFormatter())
 
 
 def _handle(style: Style, label: str, ranked: bool = True, line: bool = True) -> Line2D:
@@ -75,8 +78,8 @@ def _handle(style: Style, label: str, ranked: bool = True, line: bool = True) ->
 
 
 def _legend(fig, handles: list) -> None:
-    """One legend per figure, outside the panels (several columns when long)."""
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7, ncol=max(1, len(handles) // 20 + 1))
+    """One legend per figure, below the panels (clear of the title), up to 3 entries a row."""
+    fig.legend(handles=handles, loc="outside lower center", fontsize=7, ncol=min(3, len(handles)), frameon=False)
 
 
 def _methods(styles: dict[str, Style], present) -> list[str]:
@@ -157,8 +160,10 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[Figure]:
         _legend(fig, [_handle(styles[m], m, cov.ranked(m, dataset)) for m in methods])
         caption = (f"{metric} on {dataset}: for each L, the mean over clips of each clip's mean over its first L "
                    "frames, over the clips the leaderboard counts. Filled points average all of a row's clips; "
-                   "hollow points only those at least L frames long (CSV: clips of of).")
+                   "hollow points only those at least L frames long (CSV columns clips, of).")
         caption += _unranked_note(cov, dataset, methods, "Dashed, not ranked (values over their own clips)")
+        short = [r.method for r in merged.runs if r.dataset == dataset and r.method not in methods and metric in r.clips]
+        caption += f" Not drawn, no clip reaches L = {min(LENGTHS)} frames: {', '.join(short)}." if short else ""
         files += _save(fig, out, f"length_{metric}_{dataset}", rows, caption, title)
     return files
 
@@ -315,6 +320,8 @@ def plot_drift(merged: Merged, series: dict[str, pd.DataFrame], out: Path, colum
     cov, styles = coverage(merged), method_styles(merged)
     clips = _dataset_clips(merged, dataset, {c for d in series.values() for c in d["clip"]})
     starts = _chunk_starts(merged, dataset)
+    dense = sorted({m for (m, _), s in starts.items() if len(s) > MAX_STARTS})
+    starts = {k: s for k, s in starts.items() if k[0] not in dense}
     methods = _methods(styles, {m for d in series.values() for m in d["method"]})
     fig, axes = plt.subplots(len(clips), len(series), figsize=(4.2 * len(series), 2.3 * len(clips)),
                              squeeze=False, layout="constrained")
@@ -354,6 +361,9 @@ def plot_drift(merged: Merged, series: dict[str, pd.DataFrame], out: Path, colum
                f"own frame axis; no curve is averaged over clips. Lines: centred rolling mean over {window} scored "
                "frames (CSV: value per frame, drawn = the line); grey dashed: the clip's scene cuts; dotted in a "
                "method's colour: its chunk starts.")
+    dense = [m for m in methods if m in dense]
+    caption += (f" Chunk starts not drawn for {', '.join(dense)}: over {MAX_STARTS} in a clip (each boundary is in "
+                "the seam figure)." if dense else "")
     caption += _unranked_note(cov, dataset, methods, "Dashed (†), not ranked, curves end where their frames do")
     return _save(fig, out, f"drift_{column}_{dataset}", data, caption, title)
 
@@ -420,7 +430,7 @@ def plot_dt(merged: Merged, out: Path, column: str, name: str, dataset: str) -> 
     _legend(fig, [_handle(styles[m], m) for m in methods])
     caption = (f"{column} {name} on {dataset}: per method, the mean over the {len(common)} clips every ranked row "
                f"finished ({', '.join(common)}), weighted by each clip's frame pairs. Solid, filled: every clip "
-               "has pairs dt apart; dashed, hollow: only the clips longer than dt (CSV: clips of of).")
+               "has pairs dt apart; dashed, hollow: only the clips longer than dt (CSV columns clips, of).")
     unranked = [m for m in _methods(styles, per_clip["method"]) if not cov.ranked(m, dataset)]
     caption += _unranked_note(cov, dataset, unranked, "Left out, not ranked")
     return _save(fig, out, f"dt_{column}_{name}_{dataset}", data, caption, title)
@@ -519,7 +529,8 @@ def plot_boundaries(merged: Merged, out: Path, column: str, name: str, dataset: 
     caption = (f"{column} on {dataset}: each chunk boundary's change across it over the clip's change inside chunks "
                "(1 = the boundary is invisible). Top: the distribution per method (box: quartiles; points: every "
                f"boundary); below, per clip ({', '.join(clips)}), each method's boundaries along the clip. "
-               f"{int(excluded.sum())} boundaries whose frame pair spans a scene cut are excluded by the metric: "
+               f"{int(excluded.sum())} boundaries (counted per method) whose frame pair spans a scene cut are excluded "
+               "by the metric: "
                "marked x on a grey band, left out of boxes and lines (CSV: excluded).")
     caption += (f" {int(infinite.sum())} infinite ratios (a static clip that changes at the boundary) are not drawn."
                 if infinite.any() else "")
