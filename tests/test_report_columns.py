@@ -174,16 +174,16 @@ def two_columns_two_datasets(tmp_path):
 
 
 def test_drift_curves_never_pool_columns_or_datasets(two_columns_two_datasets):
-    from infvsr_bench.report.plots import frame_series, metric_curve
+    from infvsr_bench.report.plots import clip_mean, clip_series
 
     merged = load_runs([str(two_columns_two_datasets)])
     for dataset, base in (("d1", 0.0), ("d2", 0.5)):
-        dino = metric_curve(merged, DINO, "sim_first", dataset)
-        clip = metric_curve(merged, CLIP, "sim_first", dataset)
+        dino = clip_mean(merged, clip_series(merged, DINO, dataset, "sim_first"), dataset)
+        clip = clip_mean(merged, clip_series(merged, CLIP, dataset, "sim_first"), dataset)
         assert dino["value"].to_numpy() == pytest.approx([(0.90 - base + 0.80 - base) / 2] * 4)  # mean of its 2 clips
         assert clip["value"].to_numpy() == pytest.approx([(0.30 + base + 0.10 + base) / 2] * 4)
-        assert set(dino["method"]) == {"A"} and dino["x"].tolist() == [0, 1, 2, 3]
-        fidelity = frame_series(merged, f"{CLIP}_fidelity", dataset)
+        assert set(dino["method"]) == {"A"} and dino["x"].tolist() == [0, 1, 2, 3] and set(dino["clips"]) == {2}
+        fidelity = clip_mean(merged, clip_series(merged, f"{CLIP}_fidelity", dataset), dataset)
         assert fidelity["value"].to_numpy() == pytest.approx([0.2 + base + 0.5] * 4)
 
 
@@ -206,7 +206,8 @@ def test_one_figure_per_column_and_dataset(two_columns_two_datasets, tmp_path):
     out.mkdir()
     merged = load_runs([str(two_columns_two_datasets)])
     files = {name for f in plot_curves(merged, out) + plot_speed_quality(merged, "psnr", out) for name in f.files}
-    drift = {f"drift_{c}_{d}.{e}" for c in (DINO, CLIP) for d in ("d1", "d2") for e in ("png", "pdf", "csv")}
+    drift = {f"drift{mean}_{c}_{d}.{e}" for mean in ("", "_mean") for c in (DINO, CLIP) for d in ("d1", "d2")
+             for e in ("png", "pdf", "csv")}  # per clip, and the mean over the clips
     speed = {f"speed_vs_psnr_{d}.{e}" for d in ("d1", "d2") for e in ("png", "pdf", "csv")}
     assert files == drift | speed  # scene cuts are marks on the drift figures, not a figure of their own
     assert all((out / f).stat().st_size > 0 for f in files)

@@ -47,6 +47,7 @@ def build_report(patterns: list[str], options: ReportOptions) -> tuple[Path, lis
             if len(merged.frames) and quality in merged.frames:
                 figures += plots.plot_length(merged, quality, out)
         figures += plots.plot_curves(merged, out)
+        figures = plots.plot_legend(merged, out) + figures if figures else figures  # the report's legend first
     files += write_all(board, out, options.methods_as)
     files.append(page.write_page(out, board, figures, merged.runs, files, options.methods_as))
     print(to_markdown(board, options.methods_as))
