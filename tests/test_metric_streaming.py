@@ -8,6 +8,7 @@ per-frame networks are memoised (``_PerSampleMemo``): the metrics' streaming log
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 from collections.abc import Callable, Iterator
@@ -43,10 +44,12 @@ class Recipe:
 
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     missing: Callable[[], str | None] = lambda: None  # why it cannot be built here (skip), else None
+    size: tuple[int, int] = SIZE  # frame size (H, W) of its clips
 
 
 RECIPES: dict[str, Recipe] = {
     "niqe": Recipe({"random_weights": False}),  # no random mode: the pristine parameters infvsr-bench ships
+    "niqe_basicsr": Recipe(size=(96, 192)),  # BasicSR's NIQE needs two 96x96 blocks (a covariance)
     "semantic_offline": Recipe({"random_weights": False, "stride": 2, **SMALL_DRIFT}),  # shipped weights; strided
     # DINO, the costliest backbone, scores every other frame (CLIP's metrics cover stride 1)
     "subject_consistency": Recipe({"stride": 2}),
@@ -65,12 +68,17 @@ def degrade(frames: np.ndarray) -> np.ndarray:
                                 interpolation=cv2.INTER_CUBIC) for f in frames])
 
 
-@pytest.fixture(scope="module")
-def clips() -> dict[str, Clip]:
+@functools.cache
+def clips_of_size(size: tuple[int, int]) -> dict[str, Clip]:
     """The clip, and clips A and B of the reset check cut from it at even frames (memoised networks, strided or not, reuse them)."""
-    gt = real_frames(FRAMES, SIZE, seed=3)
+    gt = real_frames(FRAMES, size, seed=3)
     clip = Clip(degrade(gt), gt)
     return {"clip": clip, "a": Clip(clip.sr[::-1][:3], clip.gt[::-1][:3]), "b": Clip(clip.sr[4:10], clip.gt[4:10])}
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, Clip]:
+    return clips_of_size(SIZE)
 
 
 class _PerSampleMemo(torch.nn.Module):
@@ -143,14 +151,15 @@ def built() -> Iterator[Callable[..., Metric]]:
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_random_chunk_splits_give_the_one_chunk_result(name, built, clips):
+def test_random_chunk_splits_give_the_one_chunk_result(name, built):
     """Splits with 1-frame chunks, fed as copies the caller then overwrites, equal one chunk (same layout)."""
-    check_streaming(built(name), clips["clip"], SPLITS)
+    check_streaming(built(name), clips_of_size(RECIPES.get(name, Recipe()).size)["clip"], SPLITS)
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_reset_forgets_the_previous_clip(name, built, clips):
+def test_reset_forgets_the_previous_clip(name, built):
     """Clip A, reset(), clip B: the result of a freshly built metric on B alone."""
+    clips = clips_of_size(RECIPES.get(name, Recipe()).size)
     check_reset(built(name), built(name, fresh=True), clips["a"], clips["b"])
 
 

