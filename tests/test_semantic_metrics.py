@@ -3,6 +3,7 @@ brute-force frame-gap similarities, torch's own resize, and ImageNet labels of t
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -74,13 +75,14 @@ def test_preprocessing_follows_vbench():
     mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     dino = dino_preprocess(frame)
     assert dino.shape == (1, 3, 224, 298)  # shorter side 224, longer int(320 * 224 / 240), no crop
-    # VBench resizes the uint8 tensor: float interpolation, rounded back to uint8
-    ref = F.interpolate(frame.float(), size=(224, 298), mode="bilinear", align_corners=False).round() / 255
+    # VBench's load_video gives float32 frames (torch.Tensor of the uint8 array): resized as floats, never rounded
+    ref = F.interpolate(frame.float(), size=(224, 298), mode="bilinear", align_corners=False) / 255
     torch.testing.assert_close(dino, (ref - mean) / std, atol=1e-6, rtol=0)
 
     clip = clip_preprocess(frame)
     assert clip.shape == (1, 3, 224, 224)
-    ref = F.interpolate(frame.float(), size=(224, 298), mode="bicubic", align_corners=False).clamp(0, 255).round()
+    ref = F.interpolate(frame.float(), size=(224, 298), mode="bicubic", align_corners=False)  # overshoot kept
+    assert ref.min() < 0 or ref.max() > 255  # this frame overshoots: a uint8 resize would clamp it
     ref = ref[..., 37:261] / 255  # centre crop: (298 - 224) / 2 = 37 columns off each side
     mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
     torch.testing.assert_close(clip, (ref - mean) / std, atol=1e-6, rtol=0)
@@ -228,7 +230,7 @@ def test_dino_loads_weights_from_the_weights_folder(tmp_path):
     save_file({k: v.contiguous() for k, v in random_bank.net.vit.state_dict().items()}, folder / "model.safetensors")
     metric = build_metric("subject_consistency", {"weights_dir": str(tmp_path), "device": "cpu"})
     assert metric.weights == "pretrained" and set(metric.weights_sha256) == {"model.safetensors"}
-    assert metric.info()["backbone"]["dynamic_img_size"] is True
+    assert metric.info()["backbone"]["pos_embed"].startswith("DINO interpolate_pos_encoding")
     frames = real_frames(2, (64, 64))
     np.testing.assert_allclose(metric.bank.embed(frames), random_bank.embed(frames), atol=1e-5)
 
@@ -336,3 +338,175 @@ def test_boundary_leaves_cut_transitions_out_on_known_values():
     ratio, at, _ = boundary_discontinuity(frames, 1 - gap, [0, 3, 5], cuts=[5])
     assert at.tolist() == [3] and ratio == pytest.approx(0.5 / np.mean([0.1, 0.1, 0.1, 0.1, 0.3]))
     assert np.isnan(boundary_discontinuity(frames, 1 - gap, None)[0])  # layout unknown: not applicable
+
+
+# --- VBench conformance: an independent re-implementation of VBench's procedure -------------------------
+# VBench: Vchitect/VBench@45e79ec14e69a2187202c675d2dbce1a71843d53
+#   vbench/utils.py load_video: decord frames -> torch.Tensor(uint8 array), i.e. float32 0..255, (T,C,H,W);
+#     dino_transform(224) = Resize(224, antialias=False) (bilinear), x.float().div(255), Normalize(ImageNet);
+#     clip_transform(224) = Resize(224, BICUBIC, antialias=False), CenterCrop(224), x.float().div(255), Normalize(CLIP).
+#   vbench/subject_consistency.py: DINO on one frame at a time; vbench/background_consistency.py: CLIP
+#     encode_image on all frames at once; both F.normalize, then for i >= 1
+#     (max(0, cos(prev, cur).item()) + max(0, cos(first, cur).item())) / 2, summed, / (T - 1).
+#   init_submodules: DINO from torch.hub facebookresearch/dino:main dino_vitb16, CLIP by clip.load('ViT-B/32')
+#     (openai/CLIP@d05afc436d78f1c48dc0dbf8e5980a9d471f35f6 clip/clip.py: fp16 on CUDA, model.float() on CPU).
+# DINO: facebookresearch/dino@7c446df5b9f45747937fb0d72314eb9f7b66930a vision_transformer.py
+#   VisionTransformer.prepare_tokens / interpolate_pos_encoding, Block, Attention (written out below).
+
+
+def vbench_resize(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """torchvision Resize(224, antialias=False) on a float tensor: shorter side 224, longer int(224 * long / short)."""
+    h, w = x.shape[-2:]
+    size = [224, int(224 * w / h)] if h <= w else [int(224 * h / w), 224]
+    if [h, w] == size:
+        return x
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=False)
+
+
+def vbench_frames(video: np.ndarray) -> torch.Tensor:
+    return torch.Tensor(video).permute(0, 3, 1, 2)  # load_video: float32 0..255
+
+
+def vbench_normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    return (x.float().div(255.0) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+FEATURE_ATOL = 2e-6  # unit features; a uint8 resize moved them by 1.3e-4-1.8e-4, timm's pos-embed resampling by 6e-5
+
+
+def dino_reference(sd: dict, x: torch.Tensor) -> torch.Tensor:
+    """DINO's VisionTransformer.forward (ViT-B/16: 12 blocks, 12 heads, LayerNorm eps 1e-6), written out."""
+    B, _, w, h = x.shape  # DINO's names: w is the height, h the width
+    t = F.conv2d(x, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=16).flatten(2).transpose(1, 2)
+    t = torch.cat((sd["cls_token"].expand(B, -1, -1), t), dim=1)
+    # interpolate_pos_encoding
+    npatch, N, dim = t.shape[1] - 1, sd["pos_embed"].shape[1] - 1, t.shape[-1]
+    if npatch == N and w == h:
+        pos = sd["pos_embed"]
+    else:
+        w0, h0 = w // 16 + 0.1, h // 16 + 0.1
+        grid = sd["pos_embed"][:, 1:].reshape(1, int(math.sqrt(N)), int(math.sqrt(N)), dim).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, scale_factor=(w0 / math.sqrt(N), h0 / math.sqrt(N)), mode="bicubic")
+        assert int(w0) == grid.shape[-2] and int(h0) == grid.shape[-1]
+        pos = torch.cat((sd["pos_embed"][:, 0].unsqueeze(0), grid.permute(0, 2, 3, 1).view(1, -1, dim)), dim=1)
+    t = t + pos
+    ln = lambda y, p: F.layer_norm(y, (dim,), sd[p + ".weight"], sd[p + ".bias"], eps=1e-6)
+    lin = lambda y, p: F.linear(y, sd[p + ".weight"], sd[p + ".bias"])
+    for i in range(12):
+        b = f"blocks.{i}."
+        n = t.shape[1]
+        qkv = lin(ln(t, b + "norm1"), b + "attn.qkv").reshape(B, n, 3, 12, dim // 12).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = ((q @ k.transpose(-2, -1)) * (dim // 12) ** -0.5).softmax(dim=-1)
+        t = t + lin((attn @ v).transpose(1, 2).reshape(B, n, dim), b + "attn.proj")
+        t = t + lin(F.gelu(lin(ln(t, b + "norm2"), b + "mlp.fc1")), b + "mlp.fc2")
+    return ln(t, "norm")[:, 0]
+
+
+def vbench_score(features: list[torch.Tensor]) -> tuple[np.ndarray, list[float], float]:
+    """The loop of subject_consistency / background_consistency on (1, D) features, in Python floats;
+    also returns the normalised features."""
+    terms, unit, first, former = [], [], None, None
+    for i, feat in enumerate(features):
+        feat = F.normalize(feat, dim=-1, p=2)
+        unit.append(feat[0].numpy())
+        if i == 0:
+            first = feat
+        else:
+            sim_pre = max(0.0, F.cosine_similarity(former, feat).item())
+            sim_fir = max(0.0, F.cosine_similarity(first, feat).item())
+            terms.append((sim_pre + sim_fir) / 2)
+        former = feat
+    return np.stack(unit), terms, sum(terms) / (len(features) - 1)
+
+
+def vbench_subject_consistency(sd: dict, video: np.ndarray) -> tuple[np.ndarray, list[float], float]:
+    images = vbench_normalise(vbench_resize(vbench_frames(video), "bilinear"), IMAGENET_MEAN, IMAGENET_STD)
+    with torch.no_grad():
+        return vbench_score([dino_reference(sd, images[i].unsqueeze(0)) for i in range(len(images))])
+
+
+def vbench_background_consistency(sd: dict, video: np.ndarray, half: bool = False) -> tuple[np.ndarray, list[float], float]:
+    """``half``: the model as clip.load builds it on CUDA (build_model's convert_weights, no model.float())."""
+    import clip.model  # OpenAI's reference CLIP code (the `clip` package VBench loads its model with)
+
+    visual = clip.model.VisionTransformer(input_resolution=224, patch_size=32, width=768, layers=12, heads=12, output_dim=512)
+    visual.load_state_dict(sd)
+    if half:
+        clip.model.convert_weights(visual)
+    images = vbench_resize(vbench_frames(video), "bicubic")
+    h, w = images.shape[-2:]
+    top, left = round((h - 224) / 2.0), round((w - 224) / 2.0)  # CenterCrop(224): int(round(...))
+    images = vbench_normalise(images[..., top:top + 224, left:left + 224], CLIP_MEAN, CLIP_STD)
+    with torch.no_grad():
+        feats = visual.eval()(images.type(visual.conv1.weight.dtype))  # encode_image: image.type(self.dtype)
+    return vbench_score([feats[i].unsqueeze(0) for i in range(len(feats))])
+
+
+@pytest.mark.parametrize("column", ["subject_consistency", "background_consistency"])
+@pytest.mark.parametrize("size", [(240, 320), (224, 224), (135, 240)])
+def test_consistency_equals_vbench_procedure(column, size):
+    """Issue #21.4: our column equals VBench's procedure run on the same frames with the same weights."""
+    metric = build_metric(column, {"random_weights": True, "device": "cpu"})
+    net = metric.bank.net
+    sd = {k: v.detach().clone() for k, v in (net.vit if column == "subject_consistency" else net.visual).state_dict().items()}
+    video = real_frames(3, size, seed=3)
+    reference = {"subject_consistency": vbench_subject_consistency, "background_consistency": vbench_background_consistency}[column]
+    feats, terms, score = reference(sd, video)
+    result = run(metric, video, [2, 1])
+    np.testing.assert_allclose(metric.bank.embed(video), feats, atol=FEATURE_ATOL, rtol=0)
+    np.testing.assert_allclose(result.frames[column].to_numpy()[1:], terms, atol=1e-6, rtol=0)
+    assert abs(result.scalars[column] - score) <= 1e-6, (result.scalars[column], score)
+
+
+def test_background_consistency_float16_equals_vbench_procedure():
+    """CLIP in float16 (VBench on CUDA: OpenAI's fp16 weights, LayerNorm in float32, features normalised and
+    compared in float16) equals VBench's procedure with OpenAI's own fp16 model, here run on the CPU."""
+    metric = build_metric("background_consistency", {"random_weights": True, "device": "cpu", "precision": "float16"})
+    assert metric.info()["settings"]["precision"] == "float16" and metric.info()["backbone"]["precision"] == "float16"
+    sd = {k: v.float() for k, v in build_metric("background_consistency", {"random_weights": True, "device": "cpu"})
+          .bank.net.visual.state_dict().items()}  # the same random weights, in float32 as the reference loads them
+    video = real_frames(3, (240, 320), seed=3)
+    feats, terms, score = vbench_background_consistency(sd, video, half=True)
+    result = run(metric, video, [2, 1])
+    ours = metric.bank.embed(video)
+    assert ours.dtype == np.float16
+    np.testing.assert_array_equal(ours, feats)  # bit for bit (torch's fused attention path would move 2 ulps)
+    np.testing.assert_allclose(result.frames["background_consistency"].to_numpy()[1:], terms, atol=1e-6, rtol=0)
+    assert abs(result.scalars["background_consistency"] - score) <= 1e-6
+
+
+def test_clip_precision_is_vbench_by_device(monkeypatch):
+    """The protocol default runs CLIP as VBench's clip.load does on the device: float16 on CUDA, float32 on the
+    CPU; the precision that ran is what the settings record (no GPU here: the choice, not a CUDA run)."""
+    from infvsr_bench.errors import ConfigError
+    from infvsr_bench.metrics import semantic
+
+    assert semantic.clip_precision("vbench", torch.device("cuda", 0)) == "float16"
+    assert semantic.clip_precision("vbench", torch.device("cpu")) == "float32"
+    assert semantic.clip_precision("float32", torch.device("cuda")) == "float32"
+    from omegaconf import OmegaConf
+
+    from infvsr_bench.cli import compose
+
+    options = OmegaConf.to_container(compose(["metrics=[background_consistency]"])["metrics"]["background_consistency"])
+    assert options["precision"] == "vbench"  # the protocol default a user gets
+    cpu = build_metric("background_consistency", {**options, "random_weights": True, "device": "cpu"})
+    assert cpu.info()["settings"]["precision"] == "float32" and cpu.bank.net.visual.conv1.weight.dtype == torch.float32
+
+    assert build_metric("subject_consistency", {"random_weights": True}).bank.backbone.info["precision"] == "float32"
+
+    asked, get = [], FeatureBank.get
+
+    def bank_on_cpu(backbone, device, **options):  # records what the metric asks for on CUDA, builds it on the CPU
+        asked.append((str(device), options["precision"]))
+        return get(backbone, "cpu", **options)
+
+    monkeypatch.setattr(semantic, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(semantic.FeatureBank, "get", bank_on_cpu)
+    on_cuda = build_metric("background_consistency", {"random_weights": True, "device": "auto"})
+    assert asked == [("cuda:0", "float16")] and on_cuda.info()["settings"]["precision"] == "float16"
+    visual = on_cuda.bank.net.visual
+    assert visual.conv1.weight.dtype == torch.float16 and visual.ln_pre.weight.dtype == torch.float32
+    with pytest.raises(ConfigError, match="precision"):
+        build_metric("background_consistency", {"precision": "fp8"})

@@ -1,7 +1,7 @@
 """Shared image-feature backbones (DINO, CLIP, a shipped EfficientNet-Lite0) and a per-chunk feature cache.
 
 Each backbone maps uint8 frames (T,H,W,3) to L2-normalised global features with the exact
-preprocessing of the convention it follows (VBench for DINO and CLIP). ``FeatureBank.get`` builds a
+preprocessing, network and precision of the convention it follows (VBench for DINO and CLIP). ``FeatureBank.get`` builds a
 backbone once per process and device, and remembers the features of the last few chunks it saw, so
 several metrics scoring the same chunk with the same backbone run the network once.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,13 +43,15 @@ def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...])
 
 
 def dino_preprocess(frames: torch.Tensor) -> torch.Tensor:
-    """VBench ``dino_transform(224)``: uint8 (T,3,H,W) shorter side -> 224 (bilinear, no antialias), no crop, ImageNet mean/std."""
-    return _normalize(TF.resize(frames, 224, antialias=False), IMAGENET_MEAN, IMAGENET_STD)
+    """VBench ``dino_transform(224)`` on ``load_video``'s float32 0-255 frames: uint8 (T,3,H,W) to float32, shorter
+    side -> 224 (bilinear, no antialias, never rounded), no crop, ImageNet mean/std."""
+    return _normalize(TF.resize(frames.float(), 224, antialias=False), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def clip_preprocess(frames: torch.Tensor) -> torch.Tensor:
-    """VBench ``clip_transform(224)``: uint8 (T,3,H,W) shorter side -> 224 (bicubic, no antialias), centre crop 224, CLIP mean/std."""
-    x = TF.center_crop(TF.resize(frames, 224, interpolation=InterpolationMode.BICUBIC, antialias=False), 224)
+    """VBench ``clip_transform(224)`` on ``load_video``'s float32 0-255 frames: uint8 (T,3,H,W) to float32, shorter
+    side -> 224 (bicubic, no antialias, overshoot kept), centre crop 224, CLIP mean/std."""
+    x = TF.center_crop(TF.resize(frames.float(), 224, interpolation=InterpolationMode.BICUBIC, antialias=False), 224)
     return _normalize(x, CLIP_MEAN, CLIP_STD)
 
 
@@ -69,31 +72,55 @@ class Backbone:
     info: dict[str, Any]  # model id, preprocessing and every other knob, recorded with results
 
 
-class _PatchAligned(torch.nn.Module):
-    """Drop the bottom/right pixels that do not fill a whole patch, as DINO's stride-16 patch conv does.
+def dino_pos_embed(pos_embed: torch.Tensor, height: int, width: int, patch: int = 16) -> torch.Tensor:
+    """DINO's ``interpolate_pos_encoding`` for a (height, width) input: the square grid resampled bicubically by
+    scale factor ((height // patch + 0.1) / side, (width // patch + 0.1) / side), which is not a resampling to the
+    grid's size (the 0.1 shifts the sampling points); unchanged only for a square input of the trained grid."""
+    n = pos_embed.shape[1] - 1
+    side = int(math.sqrt(n))
+    if (height // patch) * (width // patch) == n and height == width:
+        return pos_embed
+    rows, cols = height // patch + 0.1, width // patch + 0.1
+    grid = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, scale_factor=(rows / side, cols / side), mode="bicubic")
+    return torch.cat((pos_embed[:, :1], grid.permute(0, 2, 3, 1).reshape(1, -1, pos_embed.shape[-1])), dim=1)
 
-    timm's ViT asserts divisible sizes under ``dynamic_img_size``; DINO's conv simply ignores the
-    remainder, so cropping it first gives the same patches (a 224x298 input is seen as 224x288).
-    """
 
-    def __init__(self, vit: torch.nn.Module, patch: int) -> None:
+class _DinoViT(torch.nn.Module):
+    """timm's DINO ViT run as DINO's own ``VisionTransformer.forward``: the stride-16 patch conv ignores the
+    bottom/right pixels that fill no patch, the position embedding follows ``dino_pos_embed``, and the
+    feature is the CLS token after the final norm."""
+
+    def __init__(self, vit: torch.nn.Module) -> None:
         super().__init__()
-        self.vit, self.patch = vit, patch
+        self.vit = vit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2] // self.patch * self.patch, x.shape[-1] // self.patch * self.patch
-        return self.vit(x[..., :h, :w])
+        vit = self.vit
+        tokens = vit.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat((vit.cls_token.expand(len(tokens), -1, -1), tokens), dim=1)
+        tokens = tokens + dino_pos_embed(vit.pos_embed, x.shape[-2], x.shape[-1], vit.patch_embed.patch_size[0])
+        return vit.norm(vit.blocks(tokens))[:, 0]
 
 
 class _ClipVisual(torch.nn.Module):
-    """open_clip's image tower alone (``encode_image`` without the text tower's memory)."""
+    """open_clip's image tower alone (``encode_image`` without the text tower's memory), fed in its weights' dtype.
+
+    OpenAI's CLIP (sequence-first attention) never takes torch's fused MultiheadAttention path; open_clip's
+    batch-first blocks would, and it rounds differently (2 float16 ulps in the features), so it is off here.
+    """
 
     def __init__(self, visual: torch.nn.Module) -> None:
         super().__init__()
         self.visual = visual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.visual(x)
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            return self.visual(x.to(self.visual.conv1.weight.dtype))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def _pretrained(file: WeightFile, random_weights: bool, folder: str | None, allow_download: bool) -> tuple[Path | None, WeightsKind, dict[str, str]]:
@@ -111,51 +138,61 @@ def _seeded(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
         return build()
 
 
-def build_dino(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
-    """DINO ViT-B/16 (timm ``vit_base_patch16_224.dino``): the CLS token after the final norm."""
+def _float32_only(name: str, precision: str) -> None:
+    if precision != "float32":
+        raise ValueError(f"the {name} backbone runs in float32 only, not {precision}")
+
+
+def build_dino(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
+    """DINO ViT-B/16 (timm ``vit_base_patch16_224.dino`` weights, run as DINO's forward): the CLS token after the final norm."""
+    _float32_only("dino", precision)
     path, *provenance = _pretrained(DINO, random_weights, folder, allow_download)
     import timm  # after the look-up, so that a missing file is reported at once
 
     model_id = "vit_base_patch16_224.dino"
-    kwargs = {"num_classes": 0, "dynamic_img_size": True}
     if path is None:
-        vit = _seeded(lambda: timm.create_model(model_id, pretrained=False, **kwargs))
+        vit = _seeded(lambda: timm.create_model(model_id, pretrained=False, num_classes=0))
     else:  # read by us; timm converts and loads it as it would its own file
         state = load_tensors(path)
         with reading(path, f"weights that fit timm's {model_id}"):
-            vit = timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, **kwargs)
+            vit = timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"state_dict": state}, num_classes=0)
     info = {
         "model": f"timm:{model_id}", "feature": "CLS token after final norm",
-        "preprocess": "VBench dino_transform: shorter side 224 bilinear antialias=False, no crop, ImageNet mean/std",
-        "dynamic_img_size": True,
-        "pos_embed": "timm resample_abs_pos_embed (bicubic to the patch grid)",
-        "patch_remainder": "cropped bottom/right (as DINO's stride-16 conv ignores it)",
+        "preprocess": "VBench dino_transform on float32 frames: shorter side 224 bilinear antialias=False, no crop, ImageNet mean/std",
+        "pos_embed": "DINO interpolate_pos_encoding (bicubic by scale factor (patches + 0.1) / 14)",
+        "patch_remainder": "ignored by the stride-16 patch conv, as DINO's",
+        "precision": precision,
         "file": str(path) if path else None,
     }
-    return Backbone("dino", _PatchAligned(vit, 16), dino_preprocess, *provenance, info)
+    return Backbone("dino", _DinoViT(vit), dino_preprocess, *provenance, info)
 
 
-def build_clip(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
-    """OpenAI CLIP ViT-B/32 image tower through open_clip (QuickGELU, as OpenAI trained it)."""
+def build_clip(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
+    """OpenAI CLIP ViT-B/32 image tower through open_clip (QuickGELU, as OpenAI trained it), in float32 or in
+    OpenAI's float16 (what ``clip.load`` gives on CUDA: fp16 weights and activations, LayerNorm in float32)."""
+    if precision not in ("float32", "float16"):
+        raise ValueError(f"the clip backbone runs in float32 or float16, not {precision}")
     path, *provenance = _pretrained(CLIP, random_weights, folder, allow_download)
     import open_clip  # after the look-up, so that a missing file is reported at once
 
+    mode = {"float32": "fp32", "float16": "fp16"}[precision]  # open_clip's fp16 is OpenAI's convert_weights
     if path is None:
-        model = _seeded(lambda: open_clip.create_model("ViT-B-32-quickgelu", pretrained=None))
+        model = _seeded(lambda: open_clip.create_model("ViT-B-32-quickgelu", pretrained=None, precision=mode))
     elif path.suffix == ".pt":  # OpenAI's TorchScript release, as the `clip` package caches it (sha256 pinned)
-        model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
+        model = open_clip.load_openai_model(str(path), precision=mode, device="cpu")
     else:  # open_clip's own layout, read by us and loaded strictly (open_clip's conversions leave it unchanged)
         state = load_tensors(path)
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)  # open_clip's "initialized randomly": the weights are loaded next
         try:
-            model = open_clip.create_model("ViT-B-32-quickgelu", pretrained=None)
+            model = open_clip.create_model("ViT-B-32-quickgelu", pretrained=None, precision=mode)
         finally:
             logging.disable(previous)
         load_into(model, state, path)
     info = {
         "model": "open_clip:ViT-B-32-quickgelu (OpenAI weights)", "feature": "encode_image",
-        "preprocess": "VBench clip_transform: shorter side 224 bicubic antialias=False, centre crop 224, CLIP mean/std",
+        "preprocess": "VBench clip_transform on float32 frames: shorter side 224 bicubic antialias=False, centre crop 224, CLIP mean/std",
+        "precision": precision,
         "file": str(path) if path else None,
     }
     return Backbone("clip", _ClipVisual(model.visual), clip_preprocess, *provenance, info)
@@ -180,8 +217,9 @@ def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tens
     return mapped
 
 
-def build_lite0(random_weights: bool, folder: str | None, allow_download: bool) -> Backbone:
+def build_lite0(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
     """EfficientNet-Lite0 (ImageNet, TF release converted by the package's authors) on timm: pooled 1280-d features."""
+    _float32_only("efficientnet_lite0", precision)
     path, *provenance = _pretrained(LITE0, random_weights, folder, allow_download)
     import timm  # after the look-up, so that a missing package is reported at once
 
@@ -197,7 +235,7 @@ def build_lite0(random_weights: bool, folder: str | None, allow_download: bool) 
     return Backbone("efficientnet_lite0", model, lite0_preprocess, *provenance, info)
 
 
-BACKBONES: Registry[Callable[[bool, str | None, bool], Backbone]] = Registry("backbone")
+BACKBONES: Registry[Callable[[bool, str | None, bool, str], Backbone]] = Registry("backbone")
 BACKBONES.register("dino", build_dino)
 BACKBONES.register("clip", build_clip)
 BACKBONES.register("efficientnet_lite0", build_lite0)
@@ -218,13 +256,14 @@ class FeatureBank:
     @classmethod
     def get(
         cls, backbone: str, device: str | torch.device = "auto", *, random_weights: bool = False,
-        weights_dir: str | None = None, allow_download: bool = False,
+        weights_dir: str | None = None, allow_download: bool = False, precision: str = "float32",
     ) -> FeatureBank:
-        """The process-wide bank for this backbone, device and weights source (built on first use)."""
+        """The process-wide bank for this backbone, device, weights source and precision (built on first use)."""
         dev = resolve_device(device)
-        key = (backbone, str(dev), bool(random_weights), weights_dir)
+        key = (backbone, str(dev), bool(random_weights), weights_dir, precision)
         if key not in cls._banks:
-            cls._banks[key] = cls(BACKBONES.get(backbone)(bool(random_weights), weights_dir, allow_download), dev)
+            build = BACKBONES.get(backbone)
+            cls._banks[key] = cls(build(bool(random_weights), weights_dir, allow_download, precision), dev)
         return cls._banks[key]
 
     def forget(self) -> None:
@@ -233,12 +272,13 @@ class FeatureBank:
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """L2-normalised features (T,D) float32 of uint8 frames (T,H,W,3), in batches."""
+        """L2-normalised features (T,D) of uint8 frames (T,H,W,3), in batches, normalised in the network's dtype
+        (float32, or float16 for a float16 CLIP, as VBench's ``F.normalize`` on ``encode_image``'s output)."""
         out = []
         for i in range(0, len(frames), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(frames[i: i + batch_size])).permute(0, 3, 1, 2)
             feats = self.net(self.backbone.preprocess(x).to(self.device))
-            out.append(F.normalize(feats.float(), dim=-1).cpu().numpy())
+            out.append(F.normalize(feats, dim=-1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def features(

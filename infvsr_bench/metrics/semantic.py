@@ -12,7 +12,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.features import FeatureBank
 from infvsr_bench.metrics.scene_cuts import SceneCutDetector
@@ -20,6 +23,7 @@ from infvsr_bench.metrics.scene_cuts import SceneCutDetector
 DEFAULT_GAPS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 STATIC_EPS = 1e-6  # 1 - cos below this is float32 rounding of equal features, not change
 SCENE_CUT_MODES = ("auto", "detect", "none")
+PRECISIONS = ("vbench", "float32", "float16")
 
 
 @dataclasses.dataclass
@@ -31,6 +35,28 @@ class ConsistencySettings:
     def __post_init__(self) -> None:
         if self.stride < 1:
             raise ValueError(f"stride must be >= 1, got {self.stride}")
+
+
+@dataclasses.dataclass
+class ClipConsistencySettings(ConsistencySettings):
+    """VBench background consistency's options: the stride and the precision CLIP runs in."""
+
+    # "vbench" = what VBench's ``clip.load`` runs on the device used: float16 on CUDA (OpenAI's fp16 weights and
+    # activations, LayerNorm in float32, features normalised and compared in float16), float32 on the CPU (where
+    # clip.load calls model.float()). Recorded as the precision that ran: "float16" or "float32".
+    precision: str = "vbench"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+
+
+def clip_precision(name: str, device: torch.device) -> str:
+    """The precision CLIP runs in for a ``precision`` setting on ``device``: "vbench" = float16 on CUDA, else float32."""
+    if name == "vbench":
+        return "float16" if device.type == "cuda" else "float32"
+    return name
 
 
 @dataclasses.dataclass
@@ -62,6 +88,16 @@ class DriftSettings(ConsistencySettings):
             raise ValueError(f"anchor_stride ({self.anchor_stride}) must be a positive multiple of stride ({self.stride})")
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """cos(a_i, b_i) of unit features per row (b: one row for all, or one per row). float32 features: float64 dot
+    products, by einsum, which sums every row in the same order whatever the chunk's length (BLAS's matrix-vector
+    product does not), so streamed values equal one chunk's bit for bit. float16 features (CLIP in float16, as
+    VBench on CUDA): torch's cosine_similarity in float16, as VBench computes them."""
+    if a.dtype == np.float16:
+        return F.cosine_similarity(torch.from_numpy(a), torch.from_numpy(b), dim=-1).double().numpy()
+    return np.einsum("ij,ij->i" if b.ndim == 2 else "ij,j->i", a.astype(np.float64), b.astype(np.float64))
+
+
 class _VBenchTerms:
     """VBench's per-frame term 0.5 [max(0, cos(d_prev, d_t)) + max(0, cos(d_0, d_t))], streamed."""
 
@@ -75,17 +111,14 @@ class _VBenchTerms:
     def add(self, index: np.ndarray, feats: np.ndarray) -> None:
         if not len(index):
             return
-        f = feats.astype(np.float64)
         if self.first is None:
-            self.first = self.prev = f[0]
+            self.first = self.prev = feats[0]
         self.frames.append(index)
-        # einsum sums every row in the same order whatever the chunk's length (BLAS's matrix-vector product
-        # does not), so streamed values equal one chunk's bit for bit
-        self.sim_first.append(np.einsum("ij,j->i", f, self.first))
-        chain = np.vstack([self.prev[None], f])
-        sims = np.einsum("ij,ij->i", chain[:-1], chain[1:])
+        self.sim_first.append(_cosines(feats, self.first))
+        chain = np.vstack([self.prev[None], feats])
+        sims = _cosines(chain[:-1], chain[1:])
         self.sim_prev.append(sims[1:] if len(self.frames) == 1 else sims)
-        self.prev = f[-1]
+        self.prev = feats[-1]
 
     def series(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(frames, sim_prev with NaN for the first frame, sim_first)."""
@@ -240,13 +273,20 @@ class SemanticMetric(Metric):
     runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
+        device = resolve_device(runtime.get("device", "auto"))
+        settings, precision = self.settle(settings if settings is not None else self.Settings(), device)
         self.bank = FeatureBank.get(
-            self.backbone, runtime.get("device", "auto"), random_weights=bool(runtime.get("random_weights", False)),
+            self.backbone, device, random_weights=bool(runtime.get("random_weights", False)),
             weights_dir=runtime.get("weights_dir"), allow_download=bool(runtime.get("allow_download", False)),
+            precision=precision,
         )
         super().__init__(settings, column, **runtime)
         self.weights = self.bank.backbone.weights
         self.weights_sha256 = dict(self.bank.backbone.weights_sha256)
+
+    def settle(self, settings: Any, device: torch.device) -> tuple[Any, str]:
+        """(settings as recorded, the backbone's precision) on ``device``: float32 unless the settings choose."""
+        return settings, "float32"
 
     def reset(self) -> None:
         """A new clip: chunk positions start over, so the bank must not serve the last clip's features."""
@@ -281,14 +321,20 @@ class VBenchConsistency(SemanticMetric):
 
 class SubjectConsistency(VBenchConsistency):
     name = "subject_consistency"
-    version = "1.0/vbench/dino-vitb16-timm-dynamic-img-size"
+    version = "1.1/vbench/dino-vitb16-dino-pos-embed-float-resize"
     backbone = "dino"
 
 
 class BackgroundConsistency(VBenchConsistency):
     name = "background_consistency"
-    version = "1.0/vbench/clip-vitb32-openai"
+    version = "1.1/vbench/clip-vitb32-openai-float-resize"
     backbone = "clip"
+    Settings = ClipConsistencySettings
+
+    def settle(self, settings: ClipConsistencySettings, device: torch.device) -> tuple[ClipConsistencySettings, str]:
+        """The precision that runs on this device, recorded in place of "vbench" (a CPU and a CUDA run differ)."""
+        precision = clip_precision(settings.precision, device)
+        return dataclasses.replace(settings, precision=precision), precision
 
 
 class SemanticDrift(SemanticMetric):
@@ -375,13 +421,13 @@ class SemanticDrift(SemanticMetric):
 
 class SemanticDriftDino(SemanticDrift):
     name = "semantic_drift_dino"
-    version = "1.1/dino-vitb16-timm-dynamic-img-size"
+    version = "1.2/dino-vitb16-dino-pos-embed-float-resize"
     backbone = "dino"
 
 
 class SemanticDriftClip(SemanticDrift):
     name = "semantic_drift_clip"
-    version = "1.1/clip-vitb32-openai"
+    version = "1.2/clip-vitb32-openai-float-resize"
     backbone = "clip"
 
 
