@@ -1,4 +1,4 @@
-"""Shared fixtures: small real clips written to disk, the InfVSR parity data, and the path to ../shared."""
+"""Shared fixtures: small real clips written to disk, the InfVSR parity data, the path to ../shared, torch threads."""
 
 from __future__ import annotations
 
@@ -54,15 +54,20 @@ def clips_folder(root: Path, lengths: dict[str, int]) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """One torch thread for a module: small CPU convolutions are fastest so, and robust to a busy machine."""
+@pytest.fixture(scope="session")
+def test_threads() -> int:
+    """Torch CPU threads for the tests: CI's two cores, fewer where the machine or OMP_NUM_THREADS gives fewer."""
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    return min(2, torch.get_num_threads())
+
+
+@pytest.fixture(autouse=True)
+def torch_threads(test_threads: int) -> None:
+    """Every test starts on ``test_threads`` torch threads, whatever an earlier test or run's ``threads`` option set."""
+    import torch
+
+    torch.set_num_threads(test_threads)
 
 
 @pytest.fixture

@@ -23,9 +23,6 @@ from vsr_datasets.benchmark import ClipEntry, load_dataset
 from vsr_datasets.sources import build_source
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.mark.parametrize("n", [1, 9, 10, 21, 40, 100])
 def test_first_then_every_is_infvsrs_plan_without_cuts(n):
     rule = ChunkRule.parse({"first": 9, "every": 12})

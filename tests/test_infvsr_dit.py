@@ -21,8 +21,6 @@ from methods.infvsr.schedule import (
 REFERENCE = INFVSR_REFERENCE
 ATOL = 1e-4  # README: 10-100x the cross-machine noise floor on dit_pred / restored
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
-
 
 def _manifest(name: str) -> list[tuple[str, list[int]]]:
     lines = (REFERENCE / name).read_text(encoding="utf-8").splitlines()

@@ -23,7 +23,6 @@ from methods.infvsr.vae import WanVAE
 from methods.infvsr.visual_encoder import SwinConfig, VisualEncoder
 
 REF = INFVSR_REFERENCE
-torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def _rule():

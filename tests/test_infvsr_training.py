@@ -26,8 +26,6 @@ from methods.infvsr.training.tasks import StageContext, StudentTask, chunk_bound
 from methods.infvsr.training.trainer import load_recipe, train
 from methods.infvsr.vae import StreamCache
 
-# Tiny tensors: one thread is faster than two on a shared 2-core machine (no waiting on a busy core).
-torch.set_num_threads(1)
 TINY = ARCHITECTURES.get("infvsr-tiny")
 
 

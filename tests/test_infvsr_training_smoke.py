@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import downscale, real_frames, write_clip
 
 from infvsr_bench.checksums import sha256_file
@@ -18,7 +17,6 @@ from infvsr_bench.cli import main
 from infvsr_bench.errors import InfvsrError
 from methods import build_method
 
-torch.set_num_threads(1)  # tiny tensors: one thread does not wait on a busy core of a shared machine
 TINY_DIR = Path(__file__).resolve().parents[1] / "methods" / "infvsr" / "tiny"
 
 

@@ -25,8 +25,6 @@ REF = INFVSR_REFERENCE
 MANIFEST = REF / "manifest_vae.txt"
 FIXTURE = REF / "fixture_tiny.safetensors"
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
-
 
 def _manifest() -> list[tuple[str, list[int]]]:
     entries = []

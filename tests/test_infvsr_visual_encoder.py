@@ -22,8 +22,6 @@ from methods.infvsr.visual_encoder import (
 REFERENCE = INFVSR_REFERENCE
 SMALL = SwinConfig(img_size=64, embed_dim=16, depths=(2, 2, 2, 2), num_heads=(2, 2, 4, 4), window_size=4, proj_dim=32)
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
-
 
 @pytest.fixture(scope="module")
 def weights_rule() -> ModuleType:

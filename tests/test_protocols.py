@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import real_frames
+from metric_tester import StandInDover, feed
 from skimage import color, data
 
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.base import MetricResult
 from infvsr_bench.metrics.flow import build_flow
-
-torch.set_num_threads(2)
 
 
 def _bicubic_x4(img: np.ndarray) -> np.ndarray:
@@ -61,15 +60,8 @@ def _dove_y(x: torch.Tensor) -> torch.Tensor:
 def _score(name: str, options: dict, sr: np.ndarray, gt: np.ndarray, chunks=(2,)) -> tuple[np.ndarray, dict]:
     """Per-frame values and scalars of a metric fed ``sr``/``gt`` in chunks (the last chunk takes the rest)."""
     metric = build_metric(name, {"device": "cpu", **options})
-    metric.reset()
-    metric.begin_clip(len(sr))
-    start = 0
-    for n in (*chunks, len(sr)):
-        if start >= len(sr):
-            break
-        metric.update(sr[start:start + n], gt[start:start + n], start)
-        start += n
-    result = metric.compute()
+    rest = len(sr) - sum(chunks)
+    result = feed(metric, sr, gt, [*chunks, rest] if rest else chunks)
     return result.frames[metric.column].to_numpy(), result.scalars
 
 
@@ -595,9 +587,7 @@ def test_niqe_basicsr_equals_basicsrs_calculate_niqe_on_five_standard_images():
     for name, (frames, crop_border) in _niqe_clips().items():
         expected = [_basicsr_calculate_niqe(f, crop_border, params) for f in frames]
         metric = _config_metric("niqe_basicsr", f"metrics.niqe_basicsr.crop_border={crop_border}")
-        for i in range(len(frames)):
-            metric.update(frames[i:i + 1], None, i)
-        result = metric.compute()
+        result = feed(metric, frames, lengths=[1] * len(frames))
         # The acceptance bound is 1e-3; the steps are BasicSR's own, so the values agree to rounding.
         np.testing.assert_allclose(result.frames["niqe_basicsr"].to_numpy(), expected, rtol=0, atol=1e-6, err_msg=name)
         assert result.scalars["niqe_basicsr"] == pytest.approx(np.mean(expected), abs=1e-6)
@@ -697,9 +687,7 @@ def test_niqe_stride_scores_every_stride_th_frame_whatever_the_chunks():
     full.update(frames, None, 0)
     every = full.compute().frames.set_index("frame")["niqe"]
     strided = _config_metric("niqe", "metrics.niqe.device=cpu", "metrics.niqe.stride=3")
-    for a, b in ((0, 2), (2, 3), (3, 7), (7, 8)):  # chunks that start on and off the stride
-        strided.update(frames[a:b], None, a)
-    result = strided.compute()
+    result = feed(strided, frames, lengths=[2, 1, 4, 1])  # chunks that start on and off the stride
     assert result.frames["frame"].tolist() == [0, 3, 6]
     np.testing.assert_allclose(result.frames["niqe"].to_numpy(), every.loc[[0, 3, 6]].to_numpy(), rtol=0, atol=1e-12)
     assert result.scalars["niqe"] == pytest.approx(every.loc[[0, 3, 6]].mean(), abs=1e-12)
@@ -740,20 +728,6 @@ def _official_views(num_frames: int, seed: int) -> dict[str, np.ndarray]:
     return {"technical": _dover_sampler(num_frames, 32, 3, 2), "aesthetic": _dover_sampler(num_frames, 32 // 32, 32, 2, 1)}
 
 
-class _FakeDover:
-    """Stands in for the official network: records the frames each view gets, scores their mean level."""
-
-    calls: list[dict[str, np.ndarray]] = []
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.weights, self.weights_sha256 = "none", {}
-
-    def __call__(self, videos: dict[str, np.ndarray]) -> dict[str, float]:
-        _FakeDover.calls.append({s: v.copy() for s, v in videos.items()})
-        return {"technical": float(videos["technical"].mean()) / 255 * 0.2,
-                "aesthetic": float(videos["aesthetic"].mean()) / 255 * 0.1}
-
-
 def _tagged_clip(n: int) -> np.ndarray:
     """A real panning clip whose frame t carries t in its first pixel, so each sampled frame is identifiable."""
     frames = real_frames(n, (32, 48), seed=6)
@@ -765,9 +739,9 @@ def _tagged_clip(n: int) -> np.ndarray:
 def fake_dover(monkeypatch):
     import infvsr_bench.metrics.dover as dover_module
 
-    monkeypatch.setattr(dover_module, "OfficialDover", _FakeDover)
-    _FakeDover.calls = []
-    return _FakeDover
+    monkeypatch.setattr(dover_module, "OfficialDover", StandInDover)
+    StandInDover.calls = []
+    return StandInDover
 
 
 @pytest.mark.parametrize("n,seed", [(1441, 0), (300, 3), (40, 1)])
@@ -803,11 +777,7 @@ def test_dover_windows_variant_scores_each_window_as_a_video(fake_dover):
     clip = _tagged_clip(n)
     metric = _config_metric("dover_windows", "metrics.dover_windows.window=100")
     assert metric.info()["protocol"] == "dover_windows"
-    metric.reset()
-    metric.begin_clip(n)
-    for start in range(0, n, 64):
-        metric.update(clip[start:start + 64], None, start)
-    result = metric.compute()
+    result = feed(metric, clip, lengths=[64] * (n // 64) + [n % 64])
     assert len(fake_dover.calls) == 3
     for k, (start, got) in enumerate(zip((0, 100, 200), fake_dover.calls)):
         count = min(window, n - start)

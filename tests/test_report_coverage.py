@@ -27,7 +27,7 @@ def _cells(md: str, label: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_four_same_named_runs_of_different_settings_are_four_rows_each_its_own_mean(tmp_path, one_thread):
+def test_four_same_named_runs_of_different_settings_are_four_rows_each_its_own_mean(tmp_path):
     # Before: two rows, 'x' and 'x (x)', the second the mean of three runs' clips (a value of no run).
     root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 5})
     settings = ([], ["max_frames=3"], ["max_frames=4"], ["metrics.psnr.crop_border=4"])
@@ -48,7 +48,7 @@ def test_four_same_named_runs_of_different_settings_are_four_rows_each_its_own_m
 
 
 @pytest.mark.slow
-def test_a_temporal_metric_with_no_value_on_short_clips_says_over_how_many_clips(tmp_path, one_thread):
+def test_a_temporal_metric_with_no_value_on_short_clips_says_over_how_many_clips(tmp_path):
     # Before: tof 0.26 over the 6-frame clip alone, with nothing saying the 1- and 2-frame clips were left out.
     root = clips_folder(tmp_path / "data", {"one": 1, "two": 2, "six": 6})
     _run(root, tmp_path / "runs", "metrics=[psnr,tof,ewarp_dis]")

@@ -6,17 +6,9 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 import torch
 
 from infvsr_bench.cli import main
-
-
-@pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(folder_dataset_root, out, *extra):
@@ -24,7 +16,7 @@ def _run(folder_dataset_root, out, *extra):
                  "metrics=[psnr]", f"output_root={out}", "progress=false", *extra])
 
 
-def test_threads_sets_torch_threads_and_keeps_identity(tmp_path, folder_dataset, restore_threads):
+def test_threads_sets_torch_threads_and_keeps_identity(tmp_path, folder_dataset):
     root = folder_dataset(lengths=(6, 5))
     torch.set_num_threads(2)
     assert _run(root, tmp_path / "one", "threads=1", "max_clips=1") == 0
@@ -42,7 +34,7 @@ def test_threads_sets_torch_threads_and_keeps_identity(tmp_path, folder_dataset,
     pd.testing.assert_series_equal(a["psnr"], b["psnr"])
 
 
-def test_negative_threads_fail_in_one_line(tmp_path, folder_dataset, capsys, restore_threads):
+def test_negative_threads_fail_in_one_line(tmp_path, folder_dataset, capsys):
     root = folder_dataset(lengths=(4,))
     assert _run(root, tmp_path, "threads=-1") == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import real_frames
+from metric_tester import feed
 from skimage import data
 
-from infvsr_bench.metrics import METRICS, build_metric
+from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.features import (
     CLIP_MEAN,
     CLIP_STD,
@@ -28,18 +29,7 @@ from infvsr_bench.metrics.features import (
 from infvsr_bench.metrics.semantic import boundary_discontinuity, slope_per_1000
 from infvsr_bench.weights import WeightsMissingError
 
-for _name, _cls in {
-    "subject_consistency": "SubjectConsistency", "background_consistency": "BackgroundConsistency",
-    "semantic_drift_dino": "SemanticDriftDino", "semantic_drift_clip": "SemanticDriftClip",
-    "semantic_offline": "SemanticOffline",
-}.items():
-    if _name not in METRICS:
-        METRICS.register(_name, f"infvsr_bench.metrics.semantic:{_cls}")
-
 SMALL = {"gaps": [1, 2, 3, 5, 8], "ring_size": 4, "anchor_stride": 2, "reference_frames": 6}  # exercises ring + anchors
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vbench_numpy(feats: np.ndarray) -> tuple[np.ndarray, float]:
@@ -57,17 +47,6 @@ def gap_bruteforce(feats: np.ndarray, gaps, ring: int, anchor: int):
         starts = [u for u in range(len(d) - dt) if dt <= ring or u % anchor == 0]
         out[dt] = (np.mean([d[u] @ d[u + dt] for u in starts]) if starts else np.nan, len(starts))
     return out
-
-
-def run(metric, frames, chunks, gt=None, starts=None):
-    metric.reset()
-    i = 0
-    for n in chunks:
-        metric.update(frames[i: i + n], None if gt is None else gt[i: i + n], i)
-        i += n
-    if starts is not None:
-        metric.set_chunk_starts(starts)
-    return metric.compute()
 
 
 def test_preprocessing_follows_vbench():
@@ -133,7 +112,7 @@ def test_offline_backbone_loads_shipped_weights(monkeypatch):
 def test_consistency_equals_vbench_formula(column, frames):
     metric = build_metric(column, {"random_weights": column != "semantic_offline"})
     video = real_frames(frames, (64, 80), seed=1)
-    result = run(metric, video, [3, frames - 3], starts=[0])
+    result = feed(metric, video, lengths=[3, frames - 3], layout=[0])
     feats = metric.bank.embed(video)
     terms, score = vbench_numpy(feats)
     assert result.scalars[column] == pytest.approx(score, abs=1e-6)
@@ -146,8 +125,8 @@ def test_streaming_matches_one_chunk_and_bruteforce_gaps():
     video = real_frames(20, (64, 64), seed=2)
     gt = video[:, ::-1].copy()  # mirrored: a different but related "ground truth"
     metric = build_metric("semantic_offline", SMALL)
-    whole = run(metric, video, [20], gt, starts=[0, 8, 16])
-    parts = run(metric, video, [3, 1, 7, 9], gt, starts=[0, 8, 16])
+    whole = feed(metric, video, gt, [20], layout=[0, 8, 16])
+    parts = feed(metric, video, gt, [3, 1, 7, 9], layout=[0, 8, 16])
     # features of a frame differ by float32 rounding between batch sizes; the boundary ratio divides
     # two (1 - cos) of ~0.02 and so magnifies that, hence a relative tolerance there
     for key, value in whole.scalars.items():
@@ -170,7 +149,7 @@ def test_streaming_matches_one_chunk_and_bruteforce_gaps():
 
 def test_static_video_gap_curve_is_flat():
     video = np.repeat(real_frames(1, (64, 64))[:1], 14, axis=0)
-    result = run(build_metric("semantic_offline", SMALL), video, [5, 9], starts=[0, 7])
+    result = feed(build_metric("semantic_offline", SMALL), video, lengths=[5, 9], layout=[0, 7])
     gaps = result.curves[result.curves.curve == "sim_gap"]
     np.testing.assert_allclose(gaps["value"], 1.0, atol=1e-6)
     assert gaps["count"].tolist() == [13, 12, 11, 5, 3]  # exact up to the ring (4), anchors on even frames beyond
@@ -186,8 +165,8 @@ def test_boundary_discontinuity_detects_inconsistent_chunks():
     shifted = np.clip(shifted, 0, 255).astype(np.uint8)
     metric = build_metric("semantic_offline", {})
     starts = [0, 8, 16, 24]
-    smooth = run(metric, video, [8, 8, 8, 8], starts=starts).scalars["semantic_offline_boundary"]
-    jumpy = run(metric, shifted, [8, 8, 8, 8], starts=starts)
+    smooth = feed(metric, video, lengths=[8, 8, 8, 8], layout=starts).scalars["semantic_offline_boundary"]
+    jumpy = feed(metric, shifted, lengths=[8, 8, 8, 8], layout=starts)
     assert 0.8 < smooth < 1.25
     assert jumpy.scalars["semantic_offline_boundary"] > 3
     assert jumpy.curves[jumpy.curves.curve == "boundary"]["x"].tolist() == [8, 16, 24]
@@ -453,7 +432,7 @@ def test_consistency_equals_vbench_procedure(column, size):
     video = real_frames(3, size, seed=3)
     reference = {"subject_consistency": vbench_subject_consistency, "background_consistency": vbench_background_consistency}[column]
     feats, terms, score = reference(sd, video)
-    result = run(metric, video, [2, 1])
+    result = feed(metric, video, lengths=[2, 1])
     np.testing.assert_allclose(metric.bank.embed(video), feats, atol=FEATURE_ATOL, rtol=0)
     np.testing.assert_allclose(result.frames[column].to_numpy()[1:], terms, atol=1e-6, rtol=0)
     assert abs(result.scalars[column] - score) <= 1e-6, (result.scalars[column], score)
@@ -468,7 +447,7 @@ def test_background_consistency_float16_equals_vbench_procedure():
           .bank.net.visual.state_dict().items()}  # the same random weights, in float32 as the reference loads them
     video = real_frames(3, (240, 320), seed=3)
     feats, terms, score = vbench_background_consistency(sd, video, half=True)
-    result = run(metric, video, [2, 1])
+    result = feed(metric, video, lengths=[2, 1])
     ours = metric.bank.embed(video)
     assert ours.dtype == np.float16
     np.testing.assert_array_equal(ours, feats)  # bit for bit (torch's fused attention path would move 2 ulps)

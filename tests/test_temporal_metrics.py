@@ -9,26 +9,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from metric_tester import feed
 from scipy import ndimage
 from skimage import data
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.metrics import METRICS, build_metric
+from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow
 from infvsr_bench.metrics.teco import ALEXNET, build_lpips
 from infvsr_bench.metrics.warp_error import non_occluded, warp
 from infvsr_bench.weights import WeightsMissingError, sha256_file
 
-for _name, _target in {
-    "ewarp": "infvsr_bench.metrics.warp_error:Ewarp",
-    "ewarp_dis": "infvsr_bench.metrics.warp_error:EwarpDIS",
-    "tof": "infvsr_bench.metrics.teco:TOF",
-    "tlp": "infvsr_bench.metrics.teco:TLP",
-}.items():
-    if _name not in METRICS:
-        METRICS.register(_name, _target)
-
-torch.set_num_threads(2)
 RAFT_FILE = "raft_large_C_T_V1-22a6c225.pth"
 
 
@@ -52,22 +43,12 @@ def flicker(frames: np.ndarray, amount: float = 0.08) -> np.ndarray:
     return np.clip(frames * gains[:, None, None, None], 0, 255).astype(np.uint8)
 
 
-def run(metric, sr: np.ndarray, gt: np.ndarray | None = None, chunks: tuple[int, ...] | None = None):
-    """Feed ``sr``/``gt`` in chunks of the given lengths (default: one chunk) and compute."""
-    metric.reset()
-    start = 0
-    for n in chunks or (len(sr),):
-        metric.update(sr[start:start + n], None if gt is None else gt[start:start + n], start)
-        start += n
-    return metric.compute()
-
-
 @pytest.mark.parametrize("shift", [(2.0, 0.0), (1.3, 0.6)])
 def test_ewarp_dis_near_zero_on_consistent_video_and_high_on_flicker(shift):
     video = translated(8, shift)
     m = build_metric("ewarp_dis", {})
-    consistent = run(m, video).scalars["ewarp_dis"]
-    flickering = run(m, flicker(video)).scalars["ewarp_dis"]
+    consistent = feed(m, video).scalars["ewarp_dis"]
+    flickering = feed(m, flicker(video)).scalars["ewarp_dis"]
     assert consistent < 0.5  # x1e-3: interpolation and the entering border strip only
     assert flickering > 10 * consistent
     assert m.weights == "none" and "flow=dis" in m.version and "preset=medium" in m.version
@@ -121,7 +102,7 @@ def test_occlusion_mask_matches_formula_by_hand():
 def test_ewarp_matches_numpy_reference_given_the_flows():
     video = flicker(translated(4, (1.3, 0.6)), 0.03)
     m = build_metric("ewarp_dis", {})
-    got = run(m, video).frames["ewarp_dis"].to_numpy()
+    got = feed(m, video).frames["ewarp_dis"].to_numpy()
     half = torch.nn.functional.interpolate(torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255,
                                            scale_factor=0.5, mode="bilinear", align_corners=False)
     fw, bw = m.flow(half[:-1], half[1:]).double().numpy(), m.flow(half[1:], half[:-1]).double().numpy()
@@ -139,8 +120,8 @@ def test_ewarp_raft_random_weights_streams_like_one_chunk():
     m = build_metric("ewarp", {"flow_options": {"iters": 2}, "random_weights": True, "batch_size": 4, "device": "cpu"})
     assert m.weights == "random" and m.flow.describe() == "raft(weights=C_T_V1,iters=2,input=correct)"
     assert "iters=2" in m.version and "scale=0.5" in m.version and "channels=sum" in m.version
-    whole = run(m, video)
-    chunked = run(m, video, chunks=(2, 1))  # the second chunk pairs with the first chunk's last frame
+    whole = feed(m, video)
+    chunked = feed(m, video, lengths=(2, 1))  # the second chunk pairs with the first chunk's last frame
     assert whole.frames["frame"].tolist() == [0, 1] == chunked.frames["frame"].tolist()
     assert np.isfinite(whole.frames["ewarp"]).all()
     np.testing.assert_allclose(chunked.frames["ewarp"], whole.frames["ewarp"], rtol=1e-4, atol=1e-6)
@@ -198,17 +179,17 @@ def test_raft_weights_load_from_the_weights_folder(tmp_path, monkeypatch):
 def test_tof_zero_on_identical_and_grows_with_motion():
     gt = translated(10, (1.0, 0.0))
     m = build_metric("tof", {})
-    same = run(m, gt, gt, chunks=(4, 6))
+    same = feed(m, gt, gt, (4, 6))
     assert same.frames["frame"].tolist() == list(range(3, 8))  # 2 frames skipped at each end
     assert same.scalars["tof"] == 0.0
-    values = [run(m, translated(10, (dx, 0.0)), gt).scalars["tof"] for dx in (2.0, 4.0)]
+    values = [feed(m, translated(10, (dx, 0.0)), gt).scalars["tof"] for dx in (2.0, 4.0)]
     assert 0.5 < values[0] < values[1]
     assert m.weights == "none" and "winsize=15" in m.version and "skip_ends=2" in m.version
 
 
 def test_tof_matches_direct_farneback():
     gt, sr = translated(8, (1.0, 0.5)), flicker(translated(8, (1.5, 0.0)), 0.05)
-    got = run(build_metric("tof", {"crop_8x8": False}), sr, gt, chunks=(3, 3, 2))  # full frames (crop: test_protocols)
+    got = feed(build_metric("tof", {"crop_8x8": False}), sr, gt, (3, 3, 2))  # full frames (crop: test_protocols)
 
     def of(v, t):
         a, b = (cv2.cvtColor(v[i], cv2.COLOR_RGB2GRAY) for i in (t - 1, t))
@@ -224,11 +205,11 @@ def test_tlp_zero_on_identical_and_matches_direct_lpips():
     gt = translated(7, (1.0, 0.5), size=(64, 64))
     m = build_metric("tlp", {"random_weights": True, "device": "cpu", "batch_size": 3, "crop_8x8": False})
     assert m.weights == "random" and "lpips/weights/v0.1/alex.pth" in m.weights_sha256
-    same = run(m, gt, gt, chunks=(2, 5))
+    same = feed(m, gt, gt, (2, 5))
     assert same.frames["frame"].tolist() == [3, 4]
     np.testing.assert_allclose(same.frames["tlp"], 0.0, atol=1e-5)
     sr = flicker(gt, 0.1)
-    got = run(m, sr, gt, chunks=(5, 2))
+    got = feed(m, sr, gt, (5, 2))
 
     def d(v: np.ndarray, t: int) -> float:
         a, b = (torch.from_numpy(v[i]).permute(2, 0, 1)[None].float() / 255 for i in (t - 1, t))
@@ -261,9 +242,9 @@ def test_ewarp_flow_from_gt_uses_gt_motion():
     gt = translated(5, (1.3, 0.6))
     from_gt = build_metric("ewarp_dis", {"flow_source": "gt"})
     assert from_gt.needs_gt and not build_metric("ewarp_dis", {}).needs_gt
-    same = run(from_gt, gt, gt).frames["ewarp_dis"]
-    np.testing.assert_allclose(same, run(build_metric("ewarp_dis", {}), gt).frames["ewarp_dis"], rtol=1e-6)
+    same = feed(from_gt, gt, gt).frames["ewarp_dis"]
+    np.testing.assert_allclose(same, feed(build_metric("ewarp_dis", {}), gt).frames["ewarp_dis"], rtol=1e-6)
     static = np.repeat(gt[:1], 5, axis=0)  # output that does not follow the GT's motion
-    assert run(from_gt, static, gt).scalars["ewarp_dis"] > 10 * same.mean()
+    assert feed(from_gt, static, gt).scalars["ewarp_dis"] > 10 * same.mean()
     with pytest.raises(ConfigError, match="LR input is not available"):
         build_metric("ewarp_dis", {"flow_source": "input"})

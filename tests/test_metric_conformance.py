@@ -1,7 +1,10 @@
-"""Every registered metric through the streaming tester: random chunk splits give the one-chunk result, reset forgets.
+"""The metric conformance test: every registered metric through the shared tester (tests/metric_tester.py).
 
-Metrics are built offline with ``offline_options`` (CPU, seeded random weights where they take them);
-``RECIPES`` adds what a few need, so a newly registered metric is covered without editing it. Their
+Random chunk splits give the one-chunk result (the caller overwriting its buffers), reset forgets, a
+one-frame and a flat clip score without error in the same columns, and ``info()`` records the name,
+version, protocol, settings and weights, enough to rebuild the metric. Metrics are built offline with
+``offline_options`` (CPU, seeded random weights where they take them); ``RECIPES`` adds what a few need,
+so a newly registered metric is covered without editing this file, unless ``LEFT_OUT`` says why not. Their
 per-frame networks are memoised (``_PerSampleMemo``): the metrics' streaming logic is checked exactly, fast.
 """
 
@@ -10,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib.util
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,8 +21,18 @@ import numpy as np
 import pytest
 import torch
 from conftest import real_frames
-from metric_tester import Clip, check_reset, check_streaming, offline_options, random_split
+from metric_tester import (
+    Clip,
+    StandInDover,
+    check_degenerate,
+    check_record,
+    check_reset,
+    check_streaming,
+    offline_options,
+    random_split,
+)
 
+import infvsr_bench.metrics.dover as dover_module
 from infvsr_bench.metrics import METRICS, Metric, MetricKind, MetricResult, PerFrameMetric, build_metric
 from infvsr_bench.metrics.features import FeatureBank
 from infvsr_bench.metrics.flow import RAFT
@@ -32,10 +44,9 @@ FRAMES, SIZE = 13, (96, 96)
 SPLITS = [random_split(FRAMES, seed=0), random_split(FRAMES, seed=1, longest=8)]
 # A tighter drift set-up than the defaults, so 13 frames exercise the ring, the anchors and a closed reference window.
 SMALL_DRIFT = {"gaps": [1, 2, 3, 5, 8], "ring_size": 4, "anchor_stride": 2, "reference_frames": 6}
-
-
-def dover_missing() -> str | None:
-    return None if importlib.util.find_spec("dover") else "official DOVER code not installed"
+# Registered metrics this test does not run, each with the reason (none today).
+LEFT_OUT: dict[str, str] = {}
+COVERED = [name for name in METRICS.names() if name not in LEFT_OUT]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +54,6 @@ class Recipe:
     """How one metric is tested here, beyond ``offline_options``."""
 
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    missing: Callable[[], str | None] = lambda: None  # why it cannot be built here (skip), else None
     size: tuple[int, int] = SIZE  # frame size (H, W) of its clips
 
 
@@ -57,7 +67,6 @@ RECIPES: dict[str, Recipe] = {
     "semantic_drift_clip": Recipe(SMALL_DRIFT),
     "clipiqa": Recipe({"batch_size": 8}),  # it encodes its text prompts at every batch: fewer, larger batches
     "ewarp": Recipe({"flow_options": {"iters": 1}}),  # chunking does not interact with RAFT's iteration count
-    "dover": Recipe(missing=dover_missing),
 }
 
 
@@ -125,6 +134,19 @@ def _memoise(name: str, metric: Metric, memos: dict[tuple[str, str], dict], bank
             bank.net = _PerSampleMemo(bank.net, {})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_dover() -> Iterator[None]:
+    """DOVER's network is the official code (not a dependency): a stand-in scores its views, its sampling is DOVER's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dover_module, "OfficialDover", StandInDover)
+        yield
+
+
+def offline(name: str) -> Metric:
+    """``name`` built as this module tests it (``offline_options`` and its recipe), its networks as they are."""
+    return build_metric(name, offline_options(METRICS.get(name), RECIPES.get(name, Recipe()).options))
+
+
 @pytest.fixture(scope="module")
 def built() -> Iterator[Callable[..., Metric]]:
     """Metrics built offline once per module (or ``fresh``), their per-frame networks memoised."""
@@ -133,12 +155,8 @@ def built() -> Iterator[Callable[..., Metric]]:
     banks: dict[FeatureBank, Any] = {}
 
     def get(name: str, fresh: bool = False) -> Metric:
-        recipe = RECIPES.get(name, Recipe())
-        reason = recipe.missing()
-        if reason:
-            pytest.skip(f"{name}: {reason}")
         if fresh or name not in cache:
-            metric = build_metric(name, offline_options(METRICS.get(name), recipe.options))
+            metric = offline(name)
             _memoise(name, metric, memos, banks)
             if fresh:
                 return metric
@@ -150,20 +168,40 @@ def built() -> Iterator[Callable[..., Metric]]:
         bank.net = net
 
 
-@pytest.mark.parametrize("name", METRICS.names())
+@pytest.mark.parametrize("name", COVERED)
 def test_random_chunk_splits_give_the_one_chunk_result(name, built):
     """Splits with 1-frame chunks, fed as copies the caller then overwrites, equal one chunk (same layout)."""
     check_streaming(built(name), clips_of_size(RECIPES.get(name, Recipe()).size)["clip"], SPLITS)
 
 
-@pytest.mark.parametrize("name", METRICS.names())
+@pytest.mark.parametrize("name", COVERED)
 def test_reset_forgets_the_previous_clip(name, built):
     """Clip A, reset(), clip B: the result of a freshly built metric on B alone."""
     clips = clips_of_size(RECIPES.get(name, Recipe()).size)
     check_reset(built(name), built(name, fresh=True), clips["a"], clips["b"])
 
 
-# The tester itself: three broken toy metrics it must catch, and a correct one it must pass.
+@pytest.mark.parametrize("name", COVERED)
+def test_one_frame_and_flat_clips_score_in_the_same_columns(name, built):
+    """A one-frame clip and a flat grey clip: no error, the columns of a real clip, NaN where nothing was scored."""
+    check_degenerate(built(name), clips_of_size(RECIPES.get(name, Recipe()).size)["clip"])
+
+
+@pytest.mark.parametrize("name", COVERED)
+def test_info_records_the_metric_and_rebuilds_it(name):
+    """Name, version, protocol, every setting, runtime options, weights kind and checksums; the recorded options
+    build a metric that records and scores alike (real networks, not memoised: a missed setting shows)."""
+    check_record(name, offline(name), lambda options: build_metric(name, options),
+                 clips_of_size(RECIPES.get(name, Recipe()).size)["b"])
+
+
+def test_left_out_metrics_are_registered_and_say_why():
+    for name, reason in LEFT_OUT.items():
+        assert name in METRICS and reason.strip(), name
+    assert COVERED and set(COVERED) | set(LEFT_OUT) == set(METRICS.names())
+
+
+# The tester itself: four broken toy metrics it must catch, and a correct one it must pass.
 
 
 class _Mean(PerFrameMetric):
@@ -212,10 +250,25 @@ class _ChunkMean(_Mean):
         self._values.extend([float(sr.mean())] * len(sr))
 
 
+class _ZeroWhenUnscored(_Mean):
+    """Scores frames after the first only, and reports 0 for a clip with no scored frame."""
+
+    def update(self, sr: np.ndarray, gt: np.ndarray | None, frame_index: int) -> None:
+        skip = int(frame_index == 0)
+        super().update(sr[skip:], None, frame_index + skip)
+
+    def compute(self) -> MetricResult:
+        result = super().compute()
+        return MetricResult(result.frames, {self.column: 0.0 if not self._values else result.scalars[self.column]})
+
+
 def test_tester_passes_a_correct_metric_and_catches_broken_ones(clips):
     clip = clips["clip"]
     check_streaming(_Mean(), clip, SPLITS)
     check_reset(_Mean(), _Mean(), clips["a"], clips["b"])
+    check_degenerate(_Mean(), clip)
+    with pytest.raises(AssertionError, match="one-frame clip: no frame has a value"):
+        check_degenerate(_ZeroWhenUnscored(), clip)
     with pytest.raises(AssertionError, match="per-frame values"):
         check_streaming(_KeepsBuffers(), clip, SPLITS)
     with pytest.raises(AssertionError, match="per-frame values"):
