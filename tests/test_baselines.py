@@ -20,12 +20,6 @@ from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.weights import WeightsFileError
 from methods import METHODS, ClipInfo, Method, build_method
 
-for _name, _target in (("realesrgan", "methods.realesrgan:RealESRGAN"), ("command", "methods.command:Command"),
-                       ("torch_module", "methods.torch_module:TorchModule")):
-    if _name not in METHODS:
-        METHODS.register(_name, _target)
-
-
 def pil_bicubic(frames: np.ndarray, scale: int = 4) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale),
                                                           Image.Resampling.BICUBIC)) for f in frames])

@@ -23,10 +23,7 @@ from omegaconf import OmegaConf
 
 from infvsr_bench.cli import compose, main
 from infvsr_bench.errors import ClipError, ConfigError
-from methods import METHODS, ClipInfo, build_method
-
-if "command" not in METHODS:
-    METHODS.register("command", "methods.command:Command")
+from methods import ClipInfo, build_method
 
 STAND_INS = Path(__file__).parent / "data" / "stand_ins"
 TOOLS = ("flashvsr", "seedvr2", "star", "upscale_a_video", "mgld_vsr", "dove", "realbasicvsr", "infvsr_official",

@@ -594,8 +594,8 @@ def test_niqe_basicsr_equals_basicsrs_calculate_niqe_on_five_standard_images():
         assert metric.info()["protocol"] == "basicsr"
 
 
-def test_niqe_is_pyiqas_niqe_called_directly():
-    """``niqe`` (protocol pyiqa) is pyiqa's own niqe on the RGB frame (YIQ luma), value for value."""
+def _pyiqa_niqe():
+    """pyiqa's own niqe, given the shipped pristine parameters as the .mat file it reads."""
     import pyiqa
     import scipy.io
 
@@ -603,7 +603,12 @@ def test_niqe_is_pyiqas_niqe_called_directly():
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, {"mu_prisparam": params["mu_pris_param"], "cov_prisparam": params["cov_pris_param"]})
     buffer.seek(0)
-    reference = pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=buffer)
+    return pyiqa.create_metric("niqe", device="cpu", pretrained_model_path=buffer)
+
+
+def test_niqe_is_pyiqas_niqe_called_directly():
+    """``niqe`` (protocol pyiqa) is pyiqa's own niqe on the RGB frame (YIQ luma), value for value."""
+    reference = _pyiqa_niqe()
     frames, _ = _niqe_clips()["chelsea"]
     with torch.no_grad():
         expected = reference(_tensor(frames)).double().numpy()
@@ -611,6 +616,23 @@ def test_niqe_is_pyiqas_niqe_called_directly():
     metric.update(frames, None, 0)
     np.testing.assert_array_equal(metric.compute().frames["niqe"].to_numpy(), expected)
     assert metric.info()["protocol"] == "pyiqa"
+
+
+def test_niqe_of_a_flat_frame_is_nan_and_the_frames_beside_it_are_pyiqas():
+    """A flat frame (a fade to black) has no NIQE: pyiqa's niqe fails on it (NaN block features, then its SVD), which
+    failed the clip; ``niqe`` records NaN for it, as niqe_basicsr does, and pyiqa's values for the frames of its batch."""
+    reference = _pyiqa_niqe()
+    frames = real_frames(4, (96, 192), seed=3)  # niqe_basicsr needs two 96x96 blocks
+    frames[2] = 0
+    with pytest.raises(torch.linalg.LinAlgError), torch.no_grad():
+        reference(_tensor(frames[2:3]))
+    with torch.no_grad():
+        expected = [reference(_tensor(frames[i:i + 1])).item() for i in (0, 1, 3)]
+    niqe = feed(_config_metric("niqe", "metrics.niqe.device=cpu"), frames).frames["niqe"].to_numpy()
+    basicsr = feed(_config_metric("niqe_basicsr"), frames).frames["niqe_basicsr"].to_numpy()
+    assert np.isnan(basicsr[2]) and np.isfinite(basicsr[[0, 1, 3]]).all()
+    assert np.isnan(niqe[2])
+    np.testing.assert_array_equal(niqe[[0, 1, 3]], expected)
 
 
 # pyiqa's published NIQE of its calibration images (chaofengc/IQA-PyTorch@065c2b73eecc7fbfc5dde75cccb5328bf62f3cc6

@@ -134,6 +134,18 @@ class NIQE(PyiqaMetric):
         check_niqe_size(self.name, sr, self.settings.crop_border)
         super().update(sr, gt, frame_index)
 
+    def _run(self, sr: np.ndarray, gt: np.ndarray | None) -> np.ndarray:
+        """pyiqa's niqe of a batch; a frame it has no value for (a flat frame: NaN features fail its SVD) is NaN,
+        as in niqe_basicsr, and the batch's other frames are scored one by one."""
+        import torch
+
+        try:
+            return super()._run(sr, gt)
+        except torch.linalg.LinAlgError:
+            if len(sr) == 1:
+                return np.full(1, np.nan)
+            return np.concatenate([self._run(frame[None], None) for frame in sr])
+
 
 # BasicSR's calculate_niqe (XPixelGroup/BasicSR basicsr/metrics/niqe.py, Apache-2.0), ported step for step with its
 # dtypes: one-ulp changes of its float32 image move NIQE by ~1e-3 (sigma = sqrt(E[x^2] - mu^2) on the 0-255
