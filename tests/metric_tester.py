@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from infvsr_bench.metrics import METRICS, Metric, MetricResult
+from infvsr_bench.metrics import Metric, MetricResult
 from infvsr_bench.weights import WeightsKind
 
 
@@ -175,7 +175,7 @@ def check_record(name: str, metric: Metric, rebuild: Callable[[dict[str, Any]], 
     """``info()`` records the registered name, a version, the protocol, every setting, the runtime options and the
     weights (kind, sha256 of each file); it is JSON; ``rebuild`` of the recorded options scores ``clip`` exactly alike."""
     info = json.loads(json.dumps(metric.info()))
-    cls = METRICS.get(name)
+    cls = type(metric)
     assert info["metric"] == name == cls.name and info["column"] == metric.column
     assert isinstance(info["version"], str) and info["version"], f"{name}: version {info['version']!r}"
     assert isinstance(info["protocol"], str) and info["protocol"], f"{name}: protocol {info['protocol']!r}"

@@ -85,6 +85,11 @@ def clips_of_size(size: tuple[int, int]) -> dict[str, Clip]:
     return {"clip": clip, "a": Clip(clip.sr[::-1][:3], clip.gt[::-1][:3]), "b": Clip(clip.sr[4:10], clip.gt[4:10])}
 
 
+def clips_for(name: str) -> dict[str, Clip]:
+    """The clips of ``clips_of_size`` at the frame size ``name`` is tested at."""
+    return clips_of_size(RECIPES.get(name, Recipe()).size)
+
+
 @pytest.fixture(scope="module")
 def clips() -> dict[str, Clip]:
     return clips_of_size(SIZE)
@@ -171,28 +176,29 @@ def built() -> Iterator[Callable[..., Metric]]:
 @pytest.mark.parametrize("name", COVERED)
 def test_random_chunk_splits_give_the_one_chunk_result(name, built):
     """Splits with 1-frame chunks, fed as copies the caller then overwrites, equal one chunk (same layout)."""
-    check_streaming(built(name), clips_of_size(RECIPES.get(name, Recipe()).size)["clip"], SPLITS)
+    check_streaming(built(name), clips_for(name)["clip"], SPLITS)
 
 
 @pytest.mark.parametrize("name", COVERED)
 def test_reset_forgets_the_previous_clip(name, built):
     """Clip A, reset(), clip B: the result of a freshly built metric on B alone."""
-    clips = clips_of_size(RECIPES.get(name, Recipe()).size)
+    clips = clips_for(name)
     check_reset(built(name), built(name, fresh=True), clips["a"], clips["b"])
 
 
 @pytest.mark.parametrize("name", COVERED)
 def test_one_frame_and_flat_clips_score_in_the_same_columns(name, built):
     """A one-frame clip and a flat grey clip: no error, the columns of a real clip, NaN where nothing was scored."""
-    check_degenerate(built(name), clips_of_size(RECIPES.get(name, Recipe()).size)["clip"])
+    check_degenerate(built(name), clips_for(name)["clip"])
 
 
 @pytest.mark.parametrize("name", COVERED)
 def test_info_records_the_metric_and_rebuilds_it(name):
     """Name, version, protocol, every setting, runtime options, weights kind and checksums; the recorded options
     build a metric that records and scores alike (real networks, not memoised: a missed setting shows)."""
-    check_record(name, offline(name), lambda options: build_metric(name, options),
-                 clips_of_size(RECIPES.get(name, Recipe()).size)["b"])
+    metric = offline(name)
+    assert type(metric) is METRICS.get(name)
+    check_record(name, metric, lambda options: build_metric(name, options), clips_for(name)["b"])
 
 
 def test_left_out_metrics_are_registered_and_say_why():
@@ -201,7 +207,7 @@ def test_left_out_metrics_are_registered_and_say_why():
     assert COVERED and set(COVERED) | set(LEFT_OUT) == set(METRICS.names())
 
 
-# The tester itself: four broken toy metrics it must catch, and a correct one it must pass.
+# The tester itself: five broken toy metrics it must catch, and a correct one it must pass.
 
 
 class _Mean(PerFrameMetric):
@@ -262,6 +268,17 @@ class _ZeroWhenUnscored(_Mean):
         return MetricResult(result.frames, {self.column: 0.0 if not self._values else result.scalars[self.column]})
 
 
+class _UnrecordedGain(_Mean):
+    """Its value depends on a constructor argument that ``info()`` does not record."""
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = gain
+        super().__init__()
+
+    def score(self, sr: np.ndarray, gt: np.ndarray | None) -> float:
+        return self.gain * super().score(sr, gt)
+
+
 def test_tester_passes_a_correct_metric_and_catches_broken_ones(clips):
     clip = clips["clip"]
     check_streaming(_Mean(), clip, SPLITS)
@@ -269,6 +286,9 @@ def test_tester_passes_a_correct_metric_and_catches_broken_ones(clips):
     check_degenerate(_Mean(), clip)
     with pytest.raises(AssertionError, match="one-frame clip: no frame has a value"):
         check_degenerate(_ZeroWhenUnscored(), clip)
+    check_record("toy_mean", _Mean(), lambda options: _Mean(), clips["b"])
+    with pytest.raises(AssertionError, match="rebuilt from its record"):
+        check_record("toy_mean", _UnrecordedGain(2.0), lambda options: _UnrecordedGain(), clips["b"])
     with pytest.raises(AssertionError, match="per-frame values"):
         check_streaming(_KeepsBuffers(), clip, SPLITS)
     with pytest.raises(AssertionError, match="per-frame values"):
