@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metric_tester import feed
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -67,9 +68,7 @@ def test_streaming_metric_records_per_frame_values_and_clip_mean():
     gt = np.stack([p[0] for p in pairs])
     sr = np.stack([p[1] for p in pairs])
     metric = build_metric("psnr", {"channel": "y", "crop_border": 0})
-    metric.update(sr[:2], gt[:2], 0)
-    metric.update(sr[2:], gt[2:], 2)
-    result = metric.compute()
+    result = feed(metric, sr, gt, [2, 3])
     expected = [peak_signal_noise_ratio(_y(g), _y(s), data_range=255) for g, s in pairs]
     assert result.frames["frame"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(result.frames["psnr"], expected, atol=1e-6)
@@ -106,9 +105,7 @@ def test_streaming_metric_batched_path_records_the_same_frames_and_values():
     for batched in (False, True):
         metric = build_metric("ssim", {"device": "cpu"})
         metric.batched = batched  # the GPU path's code, run on the CPU
-        metric.update(sr[:3], gt[:3], 0)
-        metric.update(sr[3:], gt[3:], 3)
-        results.append(metric.compute())
+        results.append(feed(metric, sr, gt, [3, 2]))
     assert results[1].frames["frame"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(results[1].frames["ssim"], results[0].frames["ssim"], rtol=0, atol=1e-12)
     assert build_metric("psnr", {"device": "cpu"}).info()["runtime"] == {"device": "cpu"}

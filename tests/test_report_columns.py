@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from metric_tester import feed
 
 from infvsr_bench.report import reference
 from infvsr_bench.report.merge import load_runs
@@ -294,11 +295,7 @@ def test_the_semantic_metric_declares_every_derived_scalar_it_emits(tmp_path):
     metric = build_metric("semantic_offline", {})
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    metric.reset()
-    metric.update(gt[:3] // 2, gt[:3], 0)
-    metric.update(gt[3:] // 2, gt[3:], 3)
-    metric.set_chunk_starts([0, 3])
-    scalars = metric.compute().scalars
+    scalars = feed(metric, gt // 2, gt, [3, 3], layout=[0, 3]).scalars
     declared = metric.info()["columns"]
     assert list(declared) == [f"semantic_offline{s}" for s in FALLBACK_DERIVED]
     assert set(declared) == set(scalars) - {"semantic_offline"}
