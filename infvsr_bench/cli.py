@@ -41,7 +41,8 @@ def conf_dir() -> Path:
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    """The choices of a config group; a name starting with _ is a base other configs start from (_tool)."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def check_overrides(overrides: list[str]) -> None:
