@@ -139,6 +139,9 @@ def test_option_keys_from_schema_fields_are_accepted(overrides):
         (["metrics=[lpips]", "metrics.lpips.weight_dir=/w"],
          "unknown option metrics.lpips.weight_dir; did you mean 'weights_dir'"),
         (["metrics=[psnr_rgb]", "metrics.psnr_rgb.flow=dis"], "unknown option metrics.psnr_rgb.flow;"),
+        # a variant whose metric name comes from the config it starts from (psnr_dove_y <- psnr_dove: psnr)
+        (["metrics=[psnr_dove_y]", "metrics.psnr_dove_y.flow=dis"], "unknown option metrics.psnr_dove_y.flow;"),
+        (["metrics=[ssim_dove_y]", "metrics.ssim_dove_y.chanel=y"], "unknown option metrics.ssim_dove_y.chanel;"),
     ],
 )
 def test_option_keys_outside_the_schema_fail_in_one_line(overrides, message):
