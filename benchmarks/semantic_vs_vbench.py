@@ -1,7 +1,8 @@
 """Our streaming subject/background consistency vs a VBench-style implementation of the same numbers.
 
-The VBench way decodes the whole clip into one uint8 tensor, transforms it all, then loops over the
-frames; ours streams chunks through the registered metrics. Both use the same network and weights
+The VBench way decodes the whole clip into one float32 tensor (0-255, as VBench's ``load_video``),
+transforms it all, then loops over the frames (CLIP in the precision VBench uses on the device:
+fp16 on CUDA, fp32 on the CPU); ours streams chunks through the registered metrics. Both use the same network and weights
 (pretrained when present, else ``--random-weights``), so their scores must agree to 1e-6, while
 peak RSS must stay flat for ours and grow with the clip for theirs. Each side runs in its own
 process at each length, on a smooth pan over a real photograph (skimage astronaut).
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from skimage import data
 from torchvision import transforms as T
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.metrics import METRICS, build_metric
 from infvsr_bench.metrics.features import (
     CLIP_MEAN,
@@ -33,16 +35,18 @@ from infvsr_bench.metrics.features import (
     IMAGENET_STD,
     FeatureBank,
 )
+from infvsr_bench.metrics.semantic import clip_precision
 
 COLUMNS = {"dino": "subject_consistency", "clip": "background_consistency", "efficientnet_lite0": "semantic_offline"}
 CLASSES = {"subject_consistency": "SubjectConsistency", "background_consistency": "BackgroundConsistency",
            "semantic_offline": "SemanticOffline"}
-# VBench's transforms (vbench/utils.py dino_transform / clip_transform), applied to uint8 (T,C,H,W).
+# VBench's transforms (Vchitect/VBench@45e79ec1 vbench/utils.py dino_transform / clip_transform), applied to
+# float32 (T,C,H,W) in 0-255: resized without rounding or clamping, then scaled and normalised.
 VBENCH_TRANSFORMS = {
-    "dino": T.Compose([T.Resize(size=224, antialias=False), T.Lambda(lambda x: x.float().div(255.0)),
+    "dino": T.Compose([T.Resize(size=224, antialias=False), T.Lambda(lambda x: x.div(255.0)),
                        T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]),
     "clip": T.Compose([T.Resize(224, interpolation=T.InterpolationMode.BICUBIC, antialias=False), T.CenterCrop(224),
-                       T.Lambda(lambda x: x.float().div(255.0)), T.Normalize(CLIP_MEAN, CLIP_STD)]),
+                       T.Lambda(lambda x: x.div(255.0)), T.Normalize(CLIP_MEAN, CLIP_STD)]),
     "efficientnet_lite0": T.Compose([T.Resize(224, antialias=True), T.Lambda(lambda x: x.float().div(255.0)),
                                      T.Normalize((0.5,) * 3, (0.5,) * 3)]),
 }
@@ -85,15 +89,19 @@ def ours(args: argparse.Namespace) -> dict[str, float]:
 @torch.inference_mode()
 def vbench(args: argparse.Namespace) -> dict[str, float]:
     """VBench's subject/background consistency loop: whole clip in memory, one frame at a time."""
-    nets = {b: FeatureBank.get(b, args.device, random_weights=args.random_weights) for b in args.backbones}
+    device = resolve_device(args.device)
+    precision = {b: clip_precision("vbench", device) if b == "clip" else "float32" for b in args.backbones}
+    nets = {b: FeatureBank.get(b, device, random_weights=args.random_weights, precision=precision[b])
+            for b in args.backbones}
     loaded = peak_rss_mib()
-    video = torch.from_numpy(np.concatenate(list(pan_frames(args.n, tuple(args.size), args.n)))).permute(0, 3, 1, 2)
+    frames = np.concatenate(list(pan_frames(args.n, tuple(args.size), args.n)))
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
     scores = {}
     for b, bank in nets.items():
         images = VBENCH_TRANSFORMS[b](video)
         video_sim, first, former = 0.0, None, None
         for i in range(len(images)):
-            feats = F.normalize(bank.net(images[i].unsqueeze(0).to(bank.device)), dim=-1, p=2)
+            feats = F.normalize(bank.net(images[i].unsqueeze(0).to(bank.device)), dim=-1, p=2)  # net casts to its dtype
             if i == 0:
                 first = feats
             else:

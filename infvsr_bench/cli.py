@@ -41,7 +41,8 @@ def conf_dir() -> Path:
 
 
 def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    """The choices of a config group; a name starting with _ is a base other configs start from (_tool)."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def check_overrides(overrides: list[str]) -> None:
@@ -176,14 +177,14 @@ GROUP_OPTION_KEYS: dict[str, Callable[[str, list[str]], set[str] | None]] = {
 
 def _config_value(group: str, choice: str, key: str) -> Any:
     """``key`` of conf/<group>/<choice>.yaml, else of the configs its defaults list starts from
-    (flashvsr -> command: name); None when none sets it."""
+    (flashvsr -> _tool -> command: name; psnr_dove_y -> psnr_dove@_here_: metric); None when none sets it."""
     import yaml
 
     path = conf_dir() / group / f"{choice}.yaml"
     data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
     if key in data:
         return data[key]
-    bases = [d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    bases = [d.split("@")[0] for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
     return next((v for v in (_config_value(group, b, key) for b in reversed(bases)) if v is not None), None)
 
 

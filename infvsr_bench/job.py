@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infvsr_bench import shards
 from infvsr_bench.config import ShardConfig, check_run_options, from_options
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
@@ -95,11 +96,11 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.
-    metrics_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    metrics_memory = MemoryAccount(resolve_device("auto").type)
     settle()
     with metrics_memory:
         metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
-    method_memory = MemoryAccount("cuda" if torch.cuda.is_available() else "cpu")
+    method_memory = MemoryAccount(resolve_device("auto").type)
     settle()
     with method_memory:
         method = build_method(config["method"])

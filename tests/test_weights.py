@@ -280,14 +280,6 @@ def test_every_metric_file_is_catalogued_for_its_metric():
     assert files_for("lpips") and set(files_for("tlp")) < set(files_for("lpips"))
 
 
-def test_readme_lists_every_group():
-    from infvsr_bench.weights import CATALOGUE
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    for group in {f.group for f in CATALOGUE.values()}:
-        assert f"\n| `{group}` | " in readme, group
-
-
 # ------------------------------------------------------------------------- devices and dtypes
 
 

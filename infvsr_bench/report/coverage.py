@@ -203,6 +203,15 @@ def value_counts(merged: Merged, cov: Coverage, metrics: list[str]) -> tuple[pd.
             counts.setdefault(run.method, {})[(run.dataset, metric)] = int(has.sum())
             if not has.all():
                 notes.append(f"{run.method} on {run.dataset}: {metric} has no value (NaN) on "
-                             f"{', '.join(mine.loc[~has, 'clip'])}, e.g. a temporal metric on a clip too short "
-                             f"for it; its value is over {int(has.sum())} of {len(mine)} clips")
+                             f"{', '.join(mine.loc[~has, 'clip'])}, {_why_missing(metric, mine.loc[~has])}; "
+                             f"its value is over {int(has.sum())} of {len(mine)} clips")
     return pd.DataFrame.from_dict(counts, orient="index"), notes
+
+
+def _why_missing(metric: str, rows: pd.DataFrame) -> str:
+    """Why clip rows have no value: for a boundary column, the runner's recorded reason when every row
+    says boundaries are not applicable (a frame-by-frame method, an undeclared layout); else a hint."""
+    layouts = set(rows["chunk_layout"].dropna()) if metric.endswith("_boundary") and "chunk_layout" in rows else set()
+    if layouts and all("not applicable" in str(text) for text in layouts):
+        return "; ".join(sorted(str(text) for text in layouts))
+    return "e.g. a temporal metric on a clip too short for it"

@@ -63,12 +63,18 @@ def _wrap(label: str, width: int = 38) -> str:
     return textwrap.fill(label, width, break_long_words=False)
 
 
-def _plain_log(ax) -> None:
-    """Log y ticks as plain numbers (1.2, not 1.2 x 10^0), ratios near 1 read as ratios; the minor
-    ticks labelled only within one decade, where they are all there is."""
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    low, high = ax.get_ylim()
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g") if high < 10 * low else NullFormatter())
+def _plain_log(ax, axis: str = "y", ticks=None) -> None:
+    """Log ticks as plain numbers (1.2, not 1.2 x 10^0), ratios near 1 read as ratios; the minor ticks
+    labelled only within one decade, where they are all there is; ``ticks`` (e.g. the frame gaps
+    drawn) replace the decades as the labelled ticks."""
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    which.set_major_formatter(FormatStrFormatter("%g"))
+    if ticks is not None:
+        which.set_ticks(sorted(set(ticks)))
+        which.set_minor_formatter(NullFormatter())
+        return
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    which.set_minor_formatter(FormatStrFormatter("%g") if high < 10 * low else NullFormatter())
 
 
 def _handle(style: Style, label: str, ranked: bool = True, line: bool = True) -> Line2D:
@@ -153,6 +159,7 @@ def plot_length(merged: Merged, metric: str, out: Path) -> list[Figure]:
                        marker=s.marker, s=25, zorder=3)
         extent = frame_extent(merged, cov, dataset)
         ax.set_xscale("log")
+        _plain_log(ax, "x", rows["length"])
         ax.set_xlabel("prefix length L (first L frames of each clip, log scale)")
         ax.set_ylabel(_wrap(metric_label(merged.metrics, metric)), fontsize=8)
         title = f"{dataset} ({extent}): {metric} over the first L frames"
@@ -204,6 +211,7 @@ def plot_speed_quality(merged: Merged, metric: str, out: Path) -> list[Figure]:
         ax.margins(x=0.3, y=0.25)  # room for the largest bubble and its label inside the axes
         extent = frame_extent(merged, cov, dataset)
         ax.set_xscale("log")
+        _plain_log(ax, "x")
         ax.set_xlabel("frames / s (method alone, ↑ faster, log scale)")
         ax.set_ylabel(_wrap(metric_label(merged.metrics, metric)), fontsize=8)
         title = f"{dataset} ({extent}): speed vs {metric}"
@@ -422,6 +430,7 @@ def plot_dt(merged: Merged, out: Path, column: str, name: str, dataset: str) -> 
         ax.plot(g["x"][tail], g["value"][tail], color=s.color, ls="--")
         ax.plot(g["x"][~full], g["value"][~full], color=s.color, marker=s.marker, ms=4, ls="", mfc="none")
     ax.set_xscale("log")
+    _plain_log(ax, "x", data["x"])
     ax.set_xlabel("frame gap dt (log scale)")
     ax.set_ylabel(_wrap(curve_label(merged.metrics, column, name)), fontsize=8)
     common = cov.common.get(dataset, ())

@@ -17,6 +17,7 @@ __all__ = [
     "restore_latents",
     "shifted_sigmas",
     "sigma_for_timestep",
+    "shift_sigma",
     "sigma_index",
 ]
 
@@ -33,10 +34,14 @@ def effective_timestep(timestep: int = DECLARED_TIMESTEP, storage_dtype: torch.d
     return float(torch.tensor(timestep, dtype=storage_dtype).to(torch.float32))
 
 
+def shift_sigma(u: torch.Tensor, shift: float = SHIFT) -> torch.Tensor:
+    """Wan2.1's shifted schedule ``shift u / (1 + (shift - 1) u)`` (u = 0..1 -> sigma = 0..1)."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
 def shifted_sigmas(num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = SHIFT) -> torch.Tensor:
-    """float32 sigmas ``shift s / (1 + (shift - 1) s)`` for s = 1 - i/N, i = 0..N-1 (linspace 1 -> 0, last dropped)."""
-    s = torch.linspace(1.0, 0.0, num_train_timesteps + 1, dtype=torch.float32)[:-1]
-    return shift * s / (1 + (shift - 1) * s)
+    """float32 ``shift_sigma(s)`` for s = 1 - i/N, i = 0..N-1 (linspace 1 -> 0, last dropped)."""
+    return shift_sigma(torch.linspace(1.0, 0.0, num_train_timesteps + 1, dtype=torch.float32)[:-1], shift)
 
 
 def sigma_index(timestep: float, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = SHIFT) -> int:

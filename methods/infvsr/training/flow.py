@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from methods.infvsr.schedule import NUM_TRAIN_TIMESTEPS, SHIFT
+from methods.infvsr.schedule import NUM_TRAIN_TIMESTEPS, SHIFT, shift_sigma
 
-__all__ = ["add_noise", "clean_estimate", "sample_sigmas", "shift_sigma", "timesteps"]
-
-
-def shift_sigma(u: torch.Tensor, shift: float = SHIFT) -> torch.Tensor:
-    """The shifted schedule ``shift u / (1 + (shift - 1) u)`` (u = 0..1 -> sigma = 0..1)."""
-    return shift * u / (1 + (shift - 1) * u)
+__all__ = ["add_noise", "clean_estimate", "sample_sigmas", "shift_sigma", "timesteps"]  # shift_sigma: schedule.py's
 
 
 def sample_sigmas(n: int, generator: torch.Generator, shift: float = SHIFT,
