@@ -70,7 +70,7 @@ def _frames(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def test_example_metric_streams_and_crops(examples, one_thread):
+def test_example_metric_streams_and_crops(examples):
     rng = np.random.default_rng(0)
     sr, gt = (rng.integers(0, 256, (7, 20, 24, 3), dtype=np.uint8) for _ in range(2))
     metric = build_metric("mae", {"crop_border": 3})
@@ -86,7 +86,7 @@ def test_example_metric_streams_and_crops(examples, one_thread):
     assert metric.compute().scalars["mae"] == pytest.approx(ref[0], rel=1e-12)
 
 
-def test_example_commands_run(examples, one_thread):
+def test_example_commands_run(examples):
     data, runs = examples / "data", examples / "runs"
     common = [f"data_root={data}"]
     for args in page_commands():
