@@ -14,7 +14,6 @@ Usage: python benchmarks/realesrgan_vs_bicubic.py [--max-frames 60] [--max-clips
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from infvsr_bench.cli import compose, main
 from infvsr_bench.io.readers import open_video
+from infvsr_bench.run_record import read_run_record, read_table
 
 RUNS = {  # run name -> method overrides
     "bicubic": ["method=bicubic"],
@@ -86,8 +86,8 @@ def main_cli() -> None:
         code = main(["run", *common, *RUNS[run], f"run_name={run}"])
         wall = time.perf_counter() - t0
         run_dir = out / "longform_mini" / run
-        table = pd.read_parquet(run_dir / "clips.parquet")
-        record = json.loads((run_dir / "run.json").read_text())
+        table = read_table(run_dir / "clips.parquet")
+        record = read_run_record(run_dir)
         for _, row in table.iterrows():
             if row["status"] != "ok":
                 print(f"{run} {row['clip']}: failed ({row['reason']})")
@@ -96,7 +96,7 @@ def main_cli() -> None:
             stats = measure(output, args.max_frames)
             result = {"run": run, "clip": row["clip"], "frames": int(row["frames"]), "psnr": row["psnr"],
                       "ssim": row["ssim"], **stats, "method_fps": row["method_fps"], "wall_s": wall,
-                      "parameters": record["method"]["parameters"], "device": record["method"]["device"]}
+                      "parameters": record.method["parameters"], "device": record.method["device"]}
             result["ewarp_dis"] = row["ewarp_dis"]
             rows.append(result)
         if code not in (0, 1):

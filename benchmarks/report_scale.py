@@ -6,7 +6,6 @@ Usage: python benchmarks/report_scale.py [--runs 50] [--clips 10] [--frames 1000
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.report.build import ReportOptions, build_report
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 METRICS = [
     {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
@@ -34,18 +33,18 @@ def make_runs(root: Path, runs: int, clips: int, frames: int) -> None:
         table = pd.DataFrame({"clip": np.repeat([f"c{i}" for i in range(clips)], frames),
                               "frame": np.tile(np.arange(frames), clips),
                               "psnr": rng.normal(28, 2, n), "ssim": rng.uniform(0.6, 0.9, n)})
-        table.to_parquet(path / "frames.parquet")
+        write_table(table, path / "frames.parquet", csv=False)
         per_clip = table.groupby("clip", sort=False)[["psnr", "ssim"]].mean().reset_index()
         per_clip = per_clip.assign(status="ok", frames=frames, method_fps=rng.uniform(1, 100),
                                    chunk_starts=[list(range(0, frames, 12))] * clips)
-        per_clip.to_parquet(path / "clips.parquet")
+        write_table(per_clip, path / "clips.parquet", csv=False)
         method = {"name": f"method{r}", "version": "1", "weights": "none",
                   "parameters": int(rng.integers(1e6, 1e9)), "config": {}}
         dataset = DatasetRecord(f"dataset{r % 5}", 4, [f"c{i}" for i in range(clips)])
         record = RunRecord(config={}, identity={"run": r}, fingerprint=str(r), method=method, metrics=METRICS,
                            dataset=dataset, environment={}, started="2026-11-26", status=RunStatus.COMPLETE,
-                           finished="2026-11-26", clips_ok=clips, clips_failed=0).to_dict()
-        (path / "run.json").write_text(json.dumps(record))
+                           finished="2026-11-26", clips_ok=clips, clips_failed=0)
+        write_run_record(path, record)
 
 
 def main() -> None:

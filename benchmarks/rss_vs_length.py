@@ -7,7 +7,6 @@ Usage: python benchmarks/rss_vs_length.py [--lengths 1000 4000] [--size 240 320]
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from skimage import data
 
 from infvsr_bench.io.writers import open_writer
+from infvsr_bench.run_record import read_run_record
 
 
 def write_pan_clip(root: Path, n: int, size: tuple[int, int]) -> None:
@@ -44,7 +44,7 @@ def peak_rss(root: Path, out: Path, metrics: str) -> float:
     cmd = [sys.executable, "-m", "infvsr_bench", "run", "method=bicubic", "dataset=folder",
            f"dataset.root={root}", f"output_root={out}", f"metrics=[{metrics}]", "progress=false"]
     subprocess.run(cmd, check=True, capture_output=True)
-    return json.loads((out / "folder" / "bicubic" / "run.json").read_text())["timings"]["process_peak_rss_mib"]
+    return read_run_record(out / "folder" / "bicubic").timings["process_peak_rss_mib"]
 
 
 def main() -> None:

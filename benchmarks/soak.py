@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 from omegaconf import OmegaConf
 from rss_vs_length import write_pan_clip
 
@@ -31,6 +30,7 @@ from infvsr_bench.cli import main as cli_main
 from infvsr_bench.errors import InfvsrError
 from infvsr_bench.memory import current_rss_mib
 from infvsr_bench.metrics import build_metric
+from infvsr_bench.run_record import read_table
 from methods.classical import Bicubic
 
 BOUND = 0.10
@@ -121,7 +121,7 @@ def main() -> None:
         with RssHook(args.every) as hook:
             code = cli_main(run)
         wall = time.perf_counter() - hook.began
-        clips = pd.read_parquet(out / "folder" / "bicubic" / "clips.parquet")
+        clips = read_table(out / "folder" / "bicubic" / "clips.parquet")
         row = clips.iloc[0].to_dict()
 
     samples = hook.samples

@@ -360,13 +360,14 @@ def cmd_train(args: list[str]) -> int:
 def cmd_merge(args: list[str]) -> int:
     """Rebuild run folders' tables and records from their clip files; 0 when every clip is ok."""
     from infvsr_bench.results import RunStore
+    from infvsr_bench.run_record import RUN_FILE, is_run_folder
 
     if not args or any("=" in a for a in args):
         raise ConfigError("usage: python -m infvsr_bench merge <run folder> ...")
     code = 0
     for folder in map(Path, args):
-        if not (folder / "run.json").is_file():
-            raise ConfigError(f"{folder}: not a run folder (no run.json)")
+        if not is_run_folder(folder):
+            raise ConfigError(f"{folder}: not a run folder (no {RUN_FILE})")
         summary = RunStore(folder).merge()
         print(f"{folder}: {summary.describe()}")
         code = max(code, 0 if summary.status.value == "complete" else 1)

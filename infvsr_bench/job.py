@@ -16,9 +16,9 @@ from infvsr_bench import shards
 from infvsr_bench.config import ShardConfig, check_run_options, from_options
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError, VideoReadError
+from infvsr_bench.io.atomic import HOST
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
-from infvsr_bench.leases import HOST
 from infvsr_bench.memory import PROBE, MemoryAccount, settle
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.results import RunStore, environment

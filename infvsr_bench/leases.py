@@ -12,13 +12,9 @@ within one heartbeat, and the last writer keeps the lease: two workers never bot
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import secrets
-import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -26,9 +22,10 @@ from typing import Any
 
 import psutil
 
-from infvsr_bench.errors import InfvsrError
+from infvsr_bench.errors import ConfigError, InfvsrError
+from infvsr_bench.io.atomic import HOST, atomic_write, remove_dead_temps
 
-HOST = socket.gethostname()
+__all__ = ["HOST", "Lease", "LeaseLost", "describe", "is_stale", "read_holder", "remove_dead_temps"]
 
 
 class LeaseLost(InfvsrError):
@@ -49,30 +46,6 @@ def read_holder(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def remove_dead_temps(target: Path, tag: str) -> None:
-    """Remove work in progress toward ``target`` that a killed process of this host left: siblings named
-    ``.<target name>.<tag>-<this host>-<pid>[-<8 hex>]`` (exactly the names our writers give) whose pid no
-    longer runs, or now names a process started after the leftover was last written (a reused pid). Ours by
-    name, host and pid: a live process's, another host's, any other name and anything behind a link are
-    never touched."""
-    target = Path(target)
-    prefix = f".{target.name}.{tag}-{HOST}-"
-    ours = re.compile(re.escape(prefix) + r"(\d+)(?:-[0-9a-f]{8})?")
-    for path in target.parent.glob(glob.escape(prefix) + "*"):
-        m = ours.fullmatch(path.name)
-        if m is None or path.is_symlink():
-            continue
-        try:
-            alive = psutil.Process(int(m.group(1))).create_time() <= path.stat().st_mtime + 1.0  # boot time: whole s
-        except (psutil.Error, OSError):
-            alive = False
-        if not alive:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
 
 
 def describe(holder: dict[str, Any] | None) -> str:
@@ -139,12 +112,7 @@ class Lease:
         return holder is not None and holder.get("token") == self.content["token"]
 
     def _write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{HOST}-{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            tmp.write_text(json.dumps(self.content))
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(self.path, lambda p: p.write_text(json.dumps(self.content)))
 
     def _beat(self) -> None:
         while not self._stop.wait(self.timeout_s / 4):
@@ -155,7 +123,7 @@ class Lease:
             self.content["heartbeat"] = time.time()
             try:
                 self._write()
-            except OSError:
+            except ConfigError:
                 continue  # a file-system hiccup: try again at the next beat
 
     @property

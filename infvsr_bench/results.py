@@ -5,17 +5,18 @@ Layout of a run folder::
     run.json                 config, git hash, versions, metric infos, method info, hardware, timings
     .run.lock                while a worker reads, checks and writes run.json: its lock (``RunStore.begin``)
     clips/<folder>/frames.parquet per-frame values of one finished clip (folder: ``clip_folder_name``)
-    clips/<folder>/clip.json      the clip's row, naming the clip and the run fingerprint it was computed
-                                  under; written last, so it marks the clip as finished
+    clips/<folder>/clip.json      the clip's row, naming the clip and the run key (format version, fingerprint)
+                                  it was computed under; written last, so it marks the clip as finished
     clips/<folder>/lease.json     while a worker does the clip: its claim (infvsr_bench/leases.py)
     frames.parquet / .csv    all clips' per-frame values
     clips.parquet / .csv     one row per clip (status ok / failed with the reason)
 
-Every file is written to a temp name and renamed, so ``kill -9`` never leaves a torn file. Any number
+The files' formats (run.json, clip.json, the parquet tables, each versioned) are ``run_record``'s; every
+file is written atomically (``io.atomic``), so ``kill -9`` never leaves a torn file. Any number
 of workers may share a folder: the first to begin makes it its run's (``begin``: identity checked and
 written under a lock, so a worker of another run is refused), clips are claimed with leases, and the
 tables are rebuilt from the clip files by whichever worker finishes last and by ``merge`` (the same
-files give the same tables), from the rows of the record's fingerprint only.
+files give the same tables), from the rows of the record's run key only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import importlib.metadata
-import json
 import logging
 import os
 import platform
@@ -40,47 +40,20 @@ from typing import Any, Iterator
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.leases import HOST, Lease, describe, is_stale, read_holder, remove_dead_temps
-from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, RunStatus, identity_differences, read_run_record
+from infvsr_bench.io.atomic import HOST, write_bytes, write_json
+from infvsr_bench.leases import Lease, describe, is_stale, read_holder
+from infvsr_bench.run_record import (CLIP_FILE, FORMAT_VERSION, RunKey, RunRecord, RunStatus, identity_differences,
+                                     read_clip_row, read_run_record, read_table, stored_run_record, write_clip_row,
+                                     write_run_record, write_table)
+
+__all__ = ["MergeSummary", "RunStore", "check_writable", "clip_folder_name", "environment", "git_state",
+           "write_bytes", "write_json", "write_table"]  # the writers: io.atomic's and run_record's, named here too
 
 log = logging.getLogger("infvsr_bench")
 RECORDED_PACKAGES = (
     "infvsr-bench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "av", "decord2",
     "opencv-python-headless", "scikit-image", "pyiqa", "open_clip_torch", "timm", "hydra-core",
 )
-
-
-def _atomic(path: Path, write) -> None:
-    """``write`` to a temp name, made durable, renamed to ``path``; a failure (a full disk) is one line
-    naming ``path``."""
-    remove_dead_temps(path, "tmp")  # a killed writer's
-    tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")  # unique across workers
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(data, indent=1, sort_keys=sort_keys, default=str)))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """``path`` holds ``data``, written atomically (report files, a training log cut back on resume)."""
-    _atomic(path, lambda p: p.write_bytes(data))
-
-
-def write_table(df: pd.DataFrame, path: Path, csv: bool = True) -> None:
-    """``path`` as parquet and, next to it, the same table as CSV."""
-    _atomic(path, lambda p: df.to_parquet(p, index=False))
-    if csv:
-        _atomic(path.with_suffix(".csv"), lambda p: df.to_csv(p, index=False))
 
 
 _KEEP = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -198,23 +171,20 @@ class RunStore:
         run; write the record. Returns the record written; clips written afterwards carry its fingerprint."""
         with self._locked():
             try:
-                previous = json.loads((self.dir / "run.json").read_text())
-            except (OSError, ValueError):
-                previous = None
-            previous = previous if isinstance(previous, dict) else None  # None: a new folder
-            same = previous is not None and (previous.get("fingerprint"), previous.get("format_version")) == (
-                record.fingerprint, FORMAT_VERSION)
-            if same:
-                record = dataclasses.replace(record, started=previous.get("started") or record.started)
-            elif previous is not None and not overwrite:
-                old = previous.get("identity") if previous.get("format_version") == FORMAT_VERSION else None
-                differs = identity_differences(old, record.identity) if isinstance(old, dict) else ["run record format"]
+                previous = stored_run_record(self.dir)  # None: a new folder
+                taken = previous is not None and previous.key != record.key
+                differs = identity_differences(previous.identity, record.identity) if taken else []
+            except ConfigError:  # a record of another format (or not a valid one)
+                previous, taken, differs = None, True, ["run record format"]
+            if previous is not None and not taken:
+                record = dataclasses.replace(record, started=previous.started or record.started)
+            elif taken and not overwrite:
                 shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
                 raise ConfigError(
                     f"{self.dir} holds results of a different run (differs in {shown}); pass run_name=<new name> "
                     "to keep both, or overwrite=true to replace them"
                 )
-            elif previous is not None:
+            elif taken:
                 shutil.rmtree(self.clips_dir)
                 self.clips_dir.mkdir()
                 for name in ("frames", "clips", "curves"):
@@ -224,19 +194,22 @@ class RunStore:
         self.fingerprint = record.fingerprint
         return record
 
-    def _stored_row(self, clip: str) -> dict[str, Any] | None:
-        """The row stored for ``clip``, of whatever run; None when absent, unreadable or naming another clip."""
-        try:
-            row = json.loads((self.clips_dir / clip_folder_name(clip) / "clip.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return row if isinstance(row, dict) and row.get("clip") == clip else None
+    @property
+    def key(self) -> RunKey:
+        """The run this worker writes clips of."""
+        return RunKey(FORMAT_VERSION, self.fingerprint)
+
+    def _stored_row(self, clip: str) -> tuple[RunKey, dict[str, Any]] | None:
+        """The row stored for ``clip`` and the run key it was written under; None when absent, unreadable or
+        naming another clip."""
+        found = read_clip_row(self.clips_dir / clip_folder_name(clip))
+        return found if found is not None and found[1].get("clip") == clip else None
 
     def clip_row(self, clip: str) -> dict[str, Any] | None:
         """The stored row of ``clip`` computed under this worker's run; None when absent, unreadable,
-        naming another clip or computed under another run fingerprint (to be done again)."""
-        row = self._stored_row(clip)
-        return row if row is not None and row.get("fingerprint") == self.fingerprint else None
+        naming another clip or written under another run key (to be done again)."""
+        found = self._stored_row(clip)
+        return found[1] if found is not None and found[0] == self.key else None
 
     def is_finished(self, clip: str) -> bool:
         row = self.clip_row(clip)
@@ -254,7 +227,7 @@ class RunStore:
                 write_table(table, path, csv=False)
             else:
                 path.unlink(missing_ok=True)
-        write_json(folder / "clip.json", {**row, "fingerprint": self.fingerprint}, sort_keys=False)
+        write_clip_row(folder, row, self.key)
 
     def lease_path(self, clip: str) -> Path:
         return self.clips_dir / clip_folder_name(clip) / "lease.json"
@@ -267,14 +240,14 @@ class RunStore:
 
     def row_time(self, clip: str) -> float:
         """When the clip's row was written (seconds since the epoch)."""
-        return (self.clips_dir / clip_folder_name(clip) / "clip.json").stat().st_mtime
+        return (self.clips_dir / clip_folder_name(clip) / CLIP_FILE).stat().st_mtime
 
     def _snapshot(self, clip_order: list[str]) -> list[tuple[int, int, int] | None]:
         """Identity of every clip row file: it changes whenever a worker writes a row."""
         out: list[tuple[int, int, int] | None] = []
         for clip in clip_order:
             try:
-                st = (self.clips_dir / clip_folder_name(clip) / "clip.json").stat()
+                st = (self.clips_dir / clip_folder_name(clip) / CLIP_FILE).stat()
             except OSError:
                 out.append(None)
             else:
@@ -286,30 +259,34 @@ class RunStore:
         changed meanwhile, so the last worker to write leaves tables holding every row."""
         while True:
             before = self._snapshot(clip_order)
-            frames, clips, _ = self._consolidate_once(clip_order, self.fingerprint)
+            frames, clips, _ = self._consolidate_once(clip_order, self.key)
             if self._snapshot(clip_order) == before:
                 return frames, clips
 
-    def _consolidate_once(self, clip_order: list[str], fingerprint: str | None
+    def _consolidate_once(self, clip_order: list[str], key: RunKey
                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-        """The tables of the rows computed under ``fingerprint``, written; and the clips whose row was
-        computed under another (clip -> why it does not belong)."""
+        """The tables of the rows written under ``key``, written; and the clips whose row was written
+        under another (clip -> why it does not belong)."""
         rows, frames, curves, foreign = [], [], [], {}
         for clip in clip_order:
-            row = self._stored_row(clip)
-            if row is None:
+            found = self._stored_row(clip)
+            if found is None:
                 continue
-            if row.get("fingerprint") != fingerprint:
-                foreign[clip] = (f"computed under run fingerprint {str(row.get('fingerprint'))[:10]}, "
-                                 f"not this run's {str(fingerprint)[:10]} (another run wrote it)")
+            written_under, row = found
+            if written_under.fingerprint != key.fingerprint:
+                foreign[clip] = (f"computed under run fingerprint {str(written_under.fingerprint)[:10]}, "
+                                 f"not this run's {str(key.fingerprint)[:10]} (another run wrote it)")
+                continue
+            if written_under != key:
+                foreign[clip] = f"written by run format {written_under.format_version!r}, not {key.format_version}"
                 continue
             rows.append(row)
             folder = self.clips_dir / clip_folder_name(clip)
             if row.get("status") == "ok":
                 if (folder / "frames.parquet").exists():
-                    frames.append(pd.read_parquet(folder / "frames.parquet"))
+                    frames.append(read_table(folder / "frames.parquet"))
                 if (folder / "curves.parquet").exists():
-                    curves.append(pd.read_parquet(folder / "curves.parquet"))
+                    curves.append(read_table(folder / "curves.parquet"))
         clips_df = pd.DataFrame(rows)
         frames_df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["clip", "frame"])
         write_table(clips_df, self.dir / "clips.parquet")
@@ -319,7 +296,7 @@ class RunStore:
         return frames_df, clips_df, foreign
 
     def merge(self, lease_timeout_s: float = 120.0, interrupted: bool = False) -> "MergeSummary":
-        """Rebuild the tables of the run in this folder (its clips from ``run.json``) and set the
+        """Rebuild the tables of the run in this folder (its clips from its record) and set the
         record's status, counts, timings and end time from the clip files alone, so merging twice,
         or after workers finished in any order, gives the same tables and record. Only rows computed
         under the record's fingerprint count; the others are listed as not this run's. ``interrupted``:
@@ -330,7 +307,7 @@ class RunStore:
                 record = read_run_record(self.dir)
                 order = record.dataset.clips
                 before = self._snapshot(order)
-                frames, clips, foreign = self._consolidate_once(order, record.fingerprint)
+                frames, clips, foreign = self._consolidate_once(order, record.key)
                 summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s, foreign)
                 if interrupted and summary.status not in (RunStatus.COMPLETE, RunStatus.RUNNING):
                     summary.status = RunStatus.INTERRUPTED
@@ -352,7 +329,7 @@ class RunStore:
                 return summary
 
     def write_record(self, record: RunRecord) -> None:
-        write_json(self.dir / "run.json", record.to_dict())
+        write_run_record(self.dir, record)
 
 
 @dataclass

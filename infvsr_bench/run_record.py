@@ -1,10 +1,14 @@
-"""The run record (``run.json``): one typed definition, written by the job and read by reports.
+"""The files of a run folder, owned here: the run record (``run.json``), the clip rows (``clip.json``)
+and the parquet tables are read and written only through this module, each carrying ``FORMAT_VERSION``
+(checked on read).
 
 A record names everything that decides a run's numbers. ``identity`` holds the parts that must
 agree before results may be resumed into a folder or merged into one table row (config, method
 name/version/weights checksums, every metric's name/version/settings/weights checksums, the
-dataset's recipe hash or, for folder-backed data, its content digest); ``fingerprint`` is its hash,
-which every clip row of the run carries too (since format 3). ``format_version`` is checked on read.
+dataset's recipe hash or, for folder-backed data, its content digest); ``fingerprint`` is its hash.
+``RunKey`` (format version, fingerprint) is the one identity of a run: resume continues a folder only
+under its record's key and takes only clip rows written under it, and merge treats run folders of one
+key as re-runs of one experiment.
 """
 
 from __future__ import annotations
@@ -14,15 +18,31 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.atomic import atomic_write, write_json
 from infvsr_bench.io.transcode import SCORE_THROUGH
 
-FORMAT_VERSION = 3  # 3: clip rows carry the run fingerprint they were computed under
+# 3: clip rows carry the run fingerprint they were computed under; 4: clip rows and parquet tables carry
+# the format version too
+FORMAT_VERSION = 4
+RUN_FILE, CLIP_FILE = "run.json", "clip.json"
+TABLE_METADATA = b"infvsr_bench"  # the parquet schema metadata key holding {"format_version": ...}
 # Top-level config keys that change results. Not these: max_clips and shard only select clips (the
 # shards of one run share its identity and folder), pipeline and the output options change no value.
 RESULT_CONFIG_KEYS = ("method", "dataset", "metrics", "max_frames", "seed", "score_through")
+
+
+class RunKey(NamedTuple):
+    """What makes results one run's (see the module docstring); never a time or a path."""
+
+    format_version: int | None
+    fingerprint: str | None
 
 
 class RunStatus(str, Enum):
@@ -83,6 +103,10 @@ class RunRecord:
     timings: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
+    @property
+    def key(self) -> RunKey:
+        return RunKey(self.format_version, self.fingerprint)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["status"] = self.status.value
@@ -105,16 +129,81 @@ class RunRecord:
             raise ConfigError(f"{source}: not a valid run record ({exc})") from None
 
 
-def read_run_record(run_dir: Path) -> RunRecord:
-    """The record of a run folder; ConfigError when it is missing, unreadable or of another format."""
-    path = Path(run_dir) / "run.json"
+def is_run_folder(folder: Path) -> bool:
+    return (Path(folder) / RUN_FILE).is_file()
+
+
+def _record_data(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable run record ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a valid run record")
+    return data
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """The record of a run folder; ConfigError when it is missing, unreadable or of another format."""
+    path = Path(run_dir) / RUN_FILE
+    return RunRecord.from_dict(_record_data(path), str(path))
+
+
+def stored_run_record(run_dir: Path) -> RunRecord | None:
+    """The record of a folder a run is to begin in; None when it holds none (no file, or no JSON object in
+    it: a new folder); ConfigError for a record of another format or not a valid one."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = _record_data(path)
+    except ConfigError:
+        return None
     return RunRecord.from_dict(data, str(path))
+
+
+def write_run_record(run_dir: Path, record: RunRecord) -> None:
+    write_json(Path(run_dir) / RUN_FILE, record.to_dict())
+
+
+def write_clip_row(clip_dir: Path, row: Mapping[str, Any], key: RunKey) -> None:
+    """A clip's row, with the key of the run it was computed under; written last, it marks the clip done."""
+    write_json(clip_dir / CLIP_FILE, {**row, "fingerprint": key.fingerprint, "format_version": key.format_version},
+               sort_keys=False)
+
+
+def read_clip_row(clip_dir: Path) -> tuple[RunKey, dict[str, Any]] | None:
+    """A clip's stored row (holding its ``fingerprint``) and the key it was written under; None when absent
+    or unreadable."""
+    try:
+        row = json.loads((clip_dir / CLIP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(row, dict):
+        return None
+    version = row.pop("format_version", None)
+    return RunKey(version, row.get("fingerprint")), row
+
+
+def write_table(df: pd.DataFrame, path: Path, csv: bool = True) -> None:
+    """``path`` as parquet, its schema metadata naming the format version, and, next to it, the same
+    table as CSV (for reading elsewhere; unversioned)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = {**(table.schema.metadata or {}), TABLE_METADATA: json.dumps({"format_version": FORMAT_VERSION}).encode()}
+    atomic_write(path, lambda p: pq.write_table(table.replace_schema_metadata(meta), p))
+    if csv:
+        atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p, index=False))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A parquet table of a run folder; ConfigError when written by another format version. A file that is
+    not parquet raises what pyarrow raises (OSError, ArrowException)."""
+    meta = (pq.read_schema(path).metadata or {}).get(TABLE_METADATA)
+    try:
+        version = json.loads(meta).get("format_version") if meta else None
+    except (ValueError, AttributeError):
+        version = None
+    if version != FORMAT_VERSION:
+        raise ConfigError(f"{path}: table format_version {version!r}; this infvsr-bench reads {FORMAT_VERSION}")
+    return pd.read_parquet(path)
 
 
 def run_identity(config: Mapping[str, Any], method: Mapping[str, Any], metrics: list[Mapping[str, Any]],

@@ -18,7 +18,7 @@ from conftest import REPO
 from infvsr_bench.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_latex, to_markdown
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 PSNR = {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
         "settings": {"channel": "y", "crop_border": 0}, "weights": "none"}
@@ -46,15 +46,15 @@ def make_run(root: Path, method: str, psnr: dict[str, list[float]], lpips: dict[
                      "lpips": np.mean(lpips[clip]), "method_fps": fps, "chunk_starts": [0, 2]})
     rows += [{"clip": clip, "status": "failed", "reason": reason, "frames": None} for clip, reason in failed.items()]
     if frames:
-        pd.concat(frames).to_parquet(path / "frames.parquet")
-    pd.DataFrame(rows).to_parquet(path / "clips.parquet")
+        write_table(pd.concat(frames), path / "frames.parquet", csv=False)
+    write_table(pd.DataFrame(rows), path / "clips.parquet", csv=False)
     method_info = {"name": method, "weights": weights, "parameters": params, "config": {}}
     record = RunRecord(config={"score_through": score_through, "max_frames": max_frames}, identity=identity or {},
-                       fingerprint=method + json.dumps(psnr_info["settings"]) + score_through,
+                       fingerprint=method + json.dumps(psnr_info["settings"]) + score_through + str(recipe),
                        method=method_info, metrics=[psnr_info, LPIPS], environment={}, started=finished,
                        dataset=DatasetRecord(dataset, 4, clips or [*psnr, *failed], recipe_sha256=recipe),
                        status=RunStatus(status), finished=None if status == "running" else finished)
-    (path / "run.json").write_text(json.dumps(record.to_dict()))
+    write_run_record(path, record)
     return path
 
 

@@ -15,7 +15,7 @@ from metric_tester import feed
 from infvsr_bench.report import reference
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import APART, leaderboard, to_csv, to_latex, to_markdown
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_table
 
 DINO = "semantic_drift_dino"
 CLIP = "semantic_drift_clip"
@@ -45,16 +45,17 @@ def write_run(root: Path, method: str, infos: list[dict], clips: dict[str, dict[
     path.mkdir(parents=True)
     rows = [{"clip": c, "status": "ok", "reason": None, "frames": 4, "method_fps": fps, "chunk_starts": [0, 2], **v}
             for c, v in clips.items()]
-    pd.DataFrame(rows).to_parquet(path / "clips.parquet")
+    write_table(pd.DataFrame(rows), path / "clips.parquet", csv=False)
     if frames:
-        pd.concat([pd.DataFrame({"clip": c, "frame": np.arange(len(next(iter(v.values())))), **v})
-                   for c, v in frames.items()]).to_parquet(path / "frames.parquet")
+        write_table(pd.concat([pd.DataFrame({"clip": c, "frame": np.arange(len(next(iter(v.values())))), **v})
+                               for c, v in frames.items()]), path / "frames.parquet", csv=False)
     if curves is not None:
-        curves.to_parquet(path / "curves.parquet")
-    record = RunRecord(config={}, identity={}, fingerprint=method + json.dumps(infos, sort_keys=True),
+        write_table(curves, path / "curves.parquet", csv=False)
+    record = RunRecord(config={}, identity={}, fingerprint=method + dataset + json.dumps(infos, sort_keys=True),
                        method={"name": method, "weights": "none", "parameters": 0, "config": {}}, metrics=infos,
                        environment={}, started="2026-01-01", dataset=DatasetRecord(dataset, 4, list(clips)),
                        status=RunStatus.COMPLETE, finished="2026-01-01")
+    # Raw, keeping the declared columns' order: run_record.write_run_record sorts keys (see the report of #22 point 3).
     (path / "run.json").write_text(json.dumps(record.to_dict()))
     return path
 

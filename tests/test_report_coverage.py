@@ -13,6 +13,7 @@ from conftest import clips_folder
 from infvsr_bench.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_csv, to_markdown
+from infvsr_bench.run_record import write_table
 
 
 def _run(root: Path, out: Path, *extra: str) -> Path:
@@ -88,7 +89,7 @@ def test_clip_rows_of_another_run_fingerprint_in_a_table_are_left_out_with_a_not
     run_dir = _run(root, tmp_path / "runs", "metrics=[psnr]") / "folder" / "bicubic"
     table = pd.read_parquet(run_dir / "clips.parquet")
     table.loc[table["clip"] == "c1", ["fingerprint", "psnr"]] = ["0" * 64, 99.0]
-    table.to_parquet(run_dir / "clips.parquet")
+    write_table(table, run_dir / "clips.parquet", csv=False)
     board = leaderboard(load_runs([str(tmp_path / "runs")]))
     assert board.values.loc["bicubic", ("folder", "psnr")] == pytest.approx(table.loc[0, "psnr"])
     assert board.coverage.label("bicubic", "folder") == "1/2"
@@ -99,7 +100,15 @@ def test_a_run_of_max_clips_is_partial_over_the_whole_dataset_and_not_ranked(tmp
     root = clips_folder(tmp_path / "data", {"c0": 2, "c1": 3, "c2": 2})
     for method in ("bicubic", "lanczos"):
         _run(root, tmp_path / "runs", "metrics=[psnr]", f"method={method}")
-    _run(root, tmp_path / "runs", "metrics=[psnr]", "run_name=quick", "max_clips=1")
+    # A quick run of the same run identity, only named apart, is a re-run of bicubic (as resume has it:
+    # its clips belong in bicubic's folder) and superseded by the full run (#22 point 3) ...
+    _run(root, tmp_path / "runs", "metrics=[psnr]", "run_name=same", "max_clips=1")
+    merged = load_runs([str(tmp_path / "runs")])
+    assert "same" not in [r.method for r in merged.runs], merged.notes
+    assert any(n.startswith(f"{(tmp_path / 'runs' / 'folder' / 'same').resolve()}: superseded by")
+               and n.endswith("it finished, this one did not") for n in merged.notes), merged.notes
+    # ... while one of another identity (another seed) is a run of its own: partial, so not ranked.
+    _run(root, tmp_path / "runs", "metrics=[psnr]", "run_name=quick", "max_clips=1", "seed=1")
     board = leaderboard(load_runs([str(tmp_path / "runs")]))
     assert board.coverage.label("quick", "folder") == "1/3 partial" and not board.coverage.ranked("quick", "folder")
     assert board.coverage.ranked("bicubic", "folder") and board.coverage.ranked("lanczos", "folder")

@@ -5,7 +5,6 @@ style per method across figures, axis labels with protocol, direction and log sc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from matplotlib.colors import to_hex
 
 from infvsr_bench.report import plots
 from infvsr_bench.report.merge import load_runs
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus
+from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 COL = "semantic_drift_dino"
 PSNR = {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
@@ -66,16 +65,16 @@ def write_run(root: Path, method: str, offset: float, *, stride: int = 2, max_fr
             curves[-4:] = [c.assign(metric=COL, clip=clip) for c in curves[-4:]]
         frames.append(table)
         rows.append(row)
-    pd.concat(frames).to_parquet(path / "frames.parquet")
-    pd.DataFrame(rows).to_parquet(path / "clips.parquet")
+    write_table(pd.concat(frames), path / "frames.parquet", csv=False)
+    write_table(pd.DataFrame(rows), path / "clips.parquet", csv=False)
     if curves:
-        pd.concat(curves, ignore_index=True).to_parquet(path / "curves.parquet")
+        write_table(pd.concat(curves, ignore_index=True), path / "curves.parquet", csv=False)
     infos = [PSNR, {**DRIFT, "settings": {"stride": stride}}] if semantic else [PSNR]
     record = RunRecord(config={"max_frames": max_frames}, identity={}, fingerprint=method,
                        method={"name": method, "weights": "none", "parameters": 0, "config": {}}, metrics=infos,
                        environment={}, started="2026-01-01", dataset=DatasetRecord("toy", 4, list(LENGTHS)),
                        status=RunStatus.COMPLETE, finished="2026-01-01")
-    (path / "run.json").write_text(json.dumps(record.to_dict()))
+    write_run_record(path, record)
 
 
 @pytest.fixture(scope="module")

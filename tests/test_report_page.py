@@ -22,6 +22,7 @@ import pytest
 from test_report import BROWSERS, _Dom, make_run
 
 from infvsr_bench.cli import main
+from infvsr_bench.run_record import RunRecord, read_run_record, write_run_record
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -31,10 +32,10 @@ RECIPE = "cd" * 32
 
 def _record(path: Path, **changes) -> None:
     """Set fields of a run folder's run.json (what a real job records: protocols, checksums, the commit)."""
-    record = json.loads((path / "run.json").read_text())
+    record = read_run_record(path).to_dict()
     for key, value in changes.items():
         record[key] = value if not isinstance(value, dict) else {**record[key], **value}
-    (path / "run.json").write_text(json.dumps(record))
+    write_run_record(path, RunRecord.from_dict(record))
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def report(tmp_path_factory) -> Path:
     b = make_run(runs, "B", {c: [v + 1 for v in vs] for c, vs in clips.items()}, lpips, fps=5, recipe=RECIPE)
     hostile = make_run(runs, HOSTILE, {c: clips[c] for c in ("c1", "c2")}, lpips, fps=1, recipe=RECIPE)
     for run in (a, b, hostile):  # the protocol a real PSNR records
-        metrics = json.loads((run / "run.json").read_text())["metrics"]
+        metrics = read_run_record(run).metrics
         _record(run, metrics=[{**m, "protocol": "basicsr"} if m["column"] == "psnr" else m for m in metrics])
     _record(a, method={"weights": "pretrained", "weights_sha256": {"model.safetensors": SHA}},
             environment={"packages": {"infvsr-bench": "0.3.1"}, "git": {"commit": COMMIT, "dirty": False}})

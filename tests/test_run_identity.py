@@ -20,7 +20,9 @@ from conftest import REPO, clips_folder
 from infvsr_bench.cli import main
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.results import RunStore, clip_folder_name
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, read_run_record
+from infvsr_bench.report.merge import load_runs
+from infvsr_bench.run_record import (FORMAT_VERSION, DatasetRecord, RunKey, RunRecord, RunStatus, fingerprint,
+                                     read_run_record, run_identity, write_clip_row, write_table)
 
 # A ``run`` that waits, once its run identity is known, until the test releases every racer at once.
 RACER = """
@@ -85,11 +87,11 @@ def _plant(store: RunStore, clip: str, psnr: float, fingerprint: str) -> None:
     """A finished clip's files as a worker computing under ``fingerprint`` leaves them."""
     folder = store.clips_dir / clip_folder_name(clip)
     folder.mkdir(parents=True)
-    pd.DataFrame({"clip": clip, "frame": [0, 1], "psnr": [psnr, psnr]}).to_parquet(folder / "frames.parquet")
-    (folder / "clip.json").write_text(json.dumps({"clip": clip, "status": "ok", "reason": None, "frames": 2,
-                                                  "psnr": psnr, "method_seconds": 1.0,
-                                                  "method_peak_rss_mib": 1.0, "process_peak_rss_mib": 1.0,
-                                                  "fingerprint": fingerprint}))
+    write_table(pd.DataFrame({"clip": clip, "frame": [0, 1], "psnr": [psnr, psnr]}), folder / "frames.parquet",
+                csv=False)
+    write_clip_row(folder, {"clip": clip, "status": "ok", "reason": None, "frames": 2, "psnr": psnr,
+                            "method_seconds": 1.0, "method_peak_rss_mib": 1.0, "process_peak_rss_mib": 1.0},
+                   RunKey(FORMAT_VERSION, fingerprint))
 
 
 def test_a_clip_row_of_another_run_fingerprint_is_not_merged(tmp_path, capsys):
@@ -133,6 +135,32 @@ def test_begin_refuses_another_identity_in_one_line_and_keeps_the_start_of_the_s
     again.started = "2030-01-01T00:00:00"
     assert RunStore(store.dir).begin(again, overwrite=False).started == first.started  # the run began then
     assert read_run_record(store.dir).started == first.started
+
+
+def test_merge_and_resume_agree_on_which_runs_are_the_same(tmp_path):
+    """#22 point 3: two folders of one run identity, named apart only by ``run_name`` (which decides no
+    value): resume takes either record as the same run, so merge keeps one of them (the other a re-run)."""
+    data = DatasetRecord("d", 4, ["a"])
+    method = {"name": "bicubic", "version": "1", "weights": "none", "weights_sha256": None, "config": {}}
+    records = []
+    for i, name in enumerate(("first", "second")):
+        config = {"method": {"name": "bicubic"}, "dataset": {"name": "d"}, "run_name": name, "max_frames": 2}
+        identity = run_identity(config, method, [], data)
+        record = RunRecord(config=config, identity=identity, fingerprint=fingerprint(identity), method=method,
+                           metrics=[], dataset=data, environment={}, started=f"2020-01-0{i + 1}T00:00:00")
+        store = RunStore(tmp_path / "runs" / "d" / name)
+        store.begin(record, overwrite=False)
+        store.write_clip("a", pd.DataFrame({"clip": "a", "frame": [0, 1], "psnr": [30.0, 30.0]}),
+                         {"clip": "a", "status": "ok", "reason": None, "frames": 2, "psnr": 30.0, "method_seconds": 1.0,
+                          "method_peak_rss_mib": 1.0, "process_peak_rss_mib": 1.0})
+        store.merge()
+        records.append(record)
+    merged = load_runs([str(tmp_path / "runs")])
+    # Before: 2 runs, the same experiment shown twice (merge keyed re-runs by display name too).
+    assert [r.path.name for r in merged.runs] == ["second"], [r.path.name for r in merged.runs]
+    assert any(n.startswith(f"{(tmp_path / 'runs' / 'd' / 'first').resolve()}: superseded by") for n in merged.notes)
+    resumed = RunStore(tmp_path / "runs" / "d" / "first").begin(records[1], overwrite=False)  # resume: no refusal
+    assert resumed.started == records[0].started and resumed.key == records[0].key
 
 
 # -- point 9: max_clips selects what this invocation does, never what the folder holds --------------------

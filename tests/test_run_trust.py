@@ -245,3 +245,41 @@ def test_run_record_is_typed_and_its_format_checked(folder_dataset, tmp_path):
     (run_dir / "run.json").write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="not a valid run record"):
         read_run_record(run_dir)
+
+
+def test_clip_rows_and_tables_carry_the_format_version_and_another_format_is_not_read(folder_dataset, tmp_path,
+                                                                                       capsys):
+    """#22 point 3: clip.json and the parquet tables are versioned like run.json; a clip row or table of
+    another format (format 3 wrote none) is redone or left out with a note, never read as this run's."""
+    import pyarrow.parquet as pq
+
+    from infvsr_bench.report.merge import load_runs
+
+    root = folder_dataset(lengths=(6,))
+    assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 0
+    run_dir = tmp_path / "runs" / "folder" / "bicubic"
+    row_file = run_dir / "clips" / "clip0" / "clip.json"
+    assert json.loads(row_file.read_text())["format_version"] == FORMAT_VERSION
+    for table in (run_dir / "clips.parquet", run_dir / "frames.parquet", row_file.parent / "frames.parquet"):
+        assert json.loads(pq.read_schema(table).metadata[b"infvsr_bench"]) == {"format_version": FORMAT_VERSION}
+    assert "format_version" not in pd.read_parquet(run_dir / "clips.parquet")  # the row's values only
+    # A table as format 3 wrote it (no version): the report leaves the run out, naming the file.
+    clips = pd.read_parquet(run_dir / "clips.parquet")
+    clips.to_parquet(run_dir / "clips.parquet")
+    merged = load_runs([str(tmp_path / "runs")])
+    assert not merged.runs and any(f"{run_dir / 'clips.parquet'}: table format_version None" in n for n in merged.notes)
+    # A clip row of format 3 under the same fingerprint: not this run's, so merge lists it and a re-run redoes it.
+    row = json.loads(row_file.read_text())
+    row.pop("format_version")
+    row_file.write_text(json.dumps(row))
+    store = RunStore(run_dir)
+    summary = store.merge()
+    assert summary.missing == ["clip0"] and "written by run format None" in summary.foreign["clip0"]
+    assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 0
+    assert json.loads(row_file.read_text())["format_version"] == FORMAT_VERSION
+    # A run folder of format 3: refused for resume in the one line as before.
+    data = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**data, "format_version": 3}))
+    capsys.readouterr()
+    assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 2
+    assert "holds results of a different run (differs in run record format)" in capsys.readouterr().err

@@ -111,6 +111,39 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
     lease.release()
 
 
+# A worker whose lease heartbeat is killed after writing its temp file, before the rename.
+STALLED_BEAT = """
+import os, sys, time
+from pathlib import Path
+from infvsr_bench.leases import Lease
+lease = Lease.acquire(Path(sys.argv[1]), 3600)
+def stall(*args):
+    Path(sys.argv[2]).touch()
+    time.sleep(3600)
+os.replace = stall
+lease._write()
+"""
+
+
+def test_a_heartbeat_killed_before_its_rename_leaves_nothing_once_the_lease_is_taken_over(tmp_path):
+    # Before (#22 point 3, leases with their own atomic write): '.lease.json.<host>-<pid>-<hex>' stayed for good.
+    path, stalled = tmp_path / "clip" / "lease.json", tmp_path / "stalled"
+    path.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = subprocess.Popen([sys.executable, "-c", STALLED_BEAT, str(path), str(stalled)], env=env)
+    deadline = time.time() + 60
+    while not stalled.exists() and time.time() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    assert stalled.exists(), "the worker never reached its heartbeat's rename"
+    worker.kill()
+    worker.wait()
+    assert len(list(path.parent.iterdir())) == 2  # the lease and the killed heartbeat's temp file
+    lease = Lease.acquire(path, 3600)  # the holder is dead: taken over at once
+    assert lease is not None
+    lease.release()
+    assert list(path.parent.iterdir()) == []
+
+
 def test_a_lease_of_another_host_is_taken_over_only_when_its_heartbeat_is_old(tmp_path):
     path = tmp_path / "lease.json"
     other = {"host": HOST + "-elsewhere", "pid": 1, "timeout_s": 5.0, "token": "other"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import zlib
 from pathlib import Path
@@ -22,8 +21,8 @@ import numpy as np
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError, InfvsrError
+from infvsr_bench.io.atomic import remove_dead_temps, temp_path
 from infvsr_bench.io.writers import open_writer
-from infvsr_bench.leases import HOST, remove_dead_temps
 from infvsr_bench.progress import progress_bar
 
 MANIFEST_VERSION = 1
@@ -235,7 +234,7 @@ def build_benchmark(recipe: dict[str, Any], root: Path) -> Path:
 def _fresh_sibling(root: Path, tag: str) -> Path:
     """A new empty folder next to ``root`` made by this process (never an existing one), default
     permissions, named ``.<root>.<tag>-<host>-<pid>-<random>`` so a leftover can be told ours and dead."""
-    path = root.with_name(f".{root.name}.{tag}-{HOST}-{os.getpid()}-{secrets.token_hex(4)}")
+    path = temp_path(root, tag)
     path.mkdir()
     return path
 

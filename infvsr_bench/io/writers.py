@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from abc import ABC, abstractmethod
 from fractions import Fraction
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from infvsr_bench.leases import HOST, remove_dead_temps
+from infvsr_bench.io.atomic import publish, temp_path
 
 # Lossless codecs keyed by name: (FFmpeg encoder, pixel format, encoder options).
 LOSSLESS_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -26,8 +25,7 @@ class FrameWriter(ABC):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        remove_dead_temps(self.path, "partial")  # a killed writer's frames
-        self.tmp = self.path.with_name(f".{self.path.name}.partial-{HOST}-{os.getpid()}")
+        self.tmp = temp_path(self.path, "partial")  # a killed writer's frames removed
         self.frames_written = 0
 
     def write(self, chunk: np.ndarray) -> None:
@@ -52,12 +50,7 @@ class FrameWriter(ABC):
 
     def close(self) -> None:
         self._finish()
-        if self.path.exists():
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            else:
-                self.path.unlink()
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path, durable=False)  # whole or absent after a kill; re-made, not fsynced
 
     def abort(self) -> None:
         """Drop everything written so far."""

@@ -6,8 +6,8 @@ metric derives beside its own (``report.columns``) follow their parent: they spl
 the same suffix (``<derived>@<suffix>``), and come right after it in the catalogue, as a variant
 comes right after its base column. Runs of one dataset built from different recipes
 (``recipe_sha256``), or read from folders of other content (``content_digest``: other LR/GT folders,
-changed files), are different data: the dataset is shown apart per data (``name@<hash>``). Re-runs, runs with the same method, dataset, recipe and config fingerprint, are
-decided by completeness, never by time alone: a finished run beats an unfinished one, then more
+changed files), are different data: the dataset is shown apart per data (``name@<hash>``). Re-runs, runs of one ``RunKey`` (the identity resume uses: format version and run
+fingerprint, so the same method, dataset, data and config, whatever their run_name), are decided by completeness, never by time alone: a finished run beats an unfinished one, then more
 finished clips, then more clips asked; the newer wins only an exact tie. Every row is then one run
 identity: runs that would share a display name on a dataset are shown apart, each named by its
 fingerprint (``name@<fingerprint>``). Random-weight results are refused; a run whose tables cannot be
@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import derived_columns, derived_info
-from infvsr_bench.run_record import RunRecord, RunStatus, identity_differences, read_run_record
+from infvsr_bench.run_record import (RUN_FILE, RunKey, RunRecord, RunStatus, identity_differences, is_run_folder,
+                                     read_run_record, read_table)
 from infvsr_bench.weights import WeightsKind
 
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
@@ -91,17 +92,17 @@ class Merged:
 
 
 def find_runs(patterns: list[str]) -> list[Path]:
-    """Run folders (holding run.json) matched by paths or globs, searched recursively."""
+    """Run folders (holding a run record) matched by paths or globs, searched recursively."""
     found: set[Path] = set()
     for pattern in patterns:
         for hit in glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]:
             p = Path(hit)
-            if (p / "run.json").is_file():
+            if is_run_folder(p):
                 found.add(p.resolve())
             elif p.is_dir():
-                found.update(q.parent.resolve() for q in p.rglob("run.json"))
+                found.update(q.parent.resolve() for q in p.rglob(RUN_FILE))
     if not found:
-        raise ConfigError(f"no run folders (with run.json) under {patterns}")
+        raise ConfigError(f"no run folders (with {RUN_FILE}) under {patterns}")
     return sorted(found)
 
 
@@ -133,7 +134,10 @@ def _why_chosen(chosen: Run, other: Run) -> str:
 def _read_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
     """A run's parquet table; None, with a note naming the file, when it cannot be read."""
     try:
-        return pd.read_parquet(path)
+        return read_table(path)
+    except ConfigError as exc:  # written by another format version
+        notes.append(f"skipped: {exc}")
+        return None
     except (OSError, ValueError, pa.ArrowException) as exc:
         text = str(exc).strip()
         notes.append(f"{path}: skipped, unreadable ({text.splitlines()[0] if text else type(exc).__name__})")
@@ -261,12 +265,11 @@ def _catalogue(runs: list[Run], notes: list[str]) -> tuple[dict[str, dict[str, A
 def load_runs(patterns: list[str]) -> Merged:
     """Merge run folders; see the module docstring for the rules."""
     notes: list[str] = []
-    same: dict[tuple, list[Run]] = {}  # identity -> its re-runs
+    same: dict[RunKey, list[Run]] = {}  # run key -> its re-runs
     for path in find_runs(patterns):
         run = _read_run(path, notes)
         if run is not None:
-            ident = (run.method, run.record.dataset.name, run.record.dataset.recipe_sha256, run.record.fingerprint)
-            same.setdefault(ident, []).append(run)
+            same.setdefault(run.record.key, []).append(run)
     runs: list[Run] = []
     for reruns in same.values():
         chosen, *others = sorted(reruns, key=lambda r: (r.completeness(), r.time), reverse=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# Names our writers give work in progress (results._atomic, io.writers, training checkpoints, the builder).
+# Names our writers give work in progress (io.atomic: results, leases, io.writers, training checkpoints; the builder).
 TEMP_MARKERS = (".tmp-", ".partial-", ".building-", ".replaced-")
 
 

@@ -9,7 +9,6 @@ checkpoints this program wrote are kept.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from infvsr_bench.leases import HOST, remove_dead_temps
+from infvsr_bench.io.atomic import atomic_write
 from methods.infvsr.checkpoints import read_safetensors
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "load_optimizer", "optimizer_tensors", "save_checkpoint",
@@ -28,17 +27,11 @@ _NAME = re.compile(r"step_(\d{7})\.safetensors")
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
-    """Write atomically: a temporary file, fsync, rename (a killed writer's temporary file is removed)."""
+    """Write atomically (``io.atomic``: a temporary file, fsync, rename; a killed writer's temporary file is
+    removed, a full disk is one line)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_dead_temps(path, "tmp")
-    tmp = path.with_name(f".{path.name}.tmp-{HOST}-{os.getpid()}")
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata=dict(metadata)))
 
 
 def save_checkpoint(folder: Path, step: int, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any],
