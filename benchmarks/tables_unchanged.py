@@ -4,14 +4,16 @@ Runs bicubic on ``longform_mini`` with every metric that needs no downloaded wei
 CLI as a user would, then ``report``; hashes the leaderboard files (.md, .csv, .tex) and the run's
 clip, frame and curve tables with the columns that measure time or memory left out (they differ
 from run to run). ``--record FILE`` writes the hashes; ``--check FILE`` compares with a recorded
-file and exits 1 naming each table that differs. The run fingerprint is shown apart: it changes
-when a recorded setting's spelling changes, which the values do not show.
+file and exits 1 naming each table that differs (and printing the leaderboard.md diff, whose text
+the record keeps). The run fingerprint is shown apart: it changes when a recorded setting's
+spelling changes, which the values do not show.
 Usage: python benchmarks/tables_unchanged.py [--frames 60] [--work DIR] (--record F | --check F)
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import io
 import json
@@ -72,8 +74,10 @@ def main() -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         got = hashes(run(work, args.frames))
+        board = (work / "report" / "leaderboard.md").read_text()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    record = {"frames": args.frames, "metrics": list(METRICS), "commit": commit, "sha256": got}
+    record = {"frames": args.frames, "metrics": list(METRICS), "commit": commit, "sha256": got,
+              "leaderboard.md": board}
     if args.record:
         args.record.write_text(json.dumps(record, indent=1) + "\n")
         print(f"recorded {len(got)} hashes at {commit} in {args.record}")
@@ -88,6 +92,9 @@ def main() -> int:
           f"run fingerprint {fingerprint}")
     for name in differ:
         print(f"  differs: {name}")
+    if "leaderboard.md" in differ and "leaderboard.md" in expected:
+        sys.stdout.writelines(difflib.unified_diff(expected["leaderboard.md"].splitlines(True), board.splitlines(True),
+                                                   expected["commit"], commit))
     return 1 if differ else 0
 
 
