@@ -28,7 +28,7 @@ def main() -> None:
     print(f"{args.frames} frames {args.size[0]}x{args.size[1]}, batch {args.batch}, torch threads "
           f"{torch.get_num_threads()}, device {args.device}")
     for name in args.backbones:
-        bank = FeatureBank.get(name, args.device, random_weights=name != "efficientnet_lite0")
+        bank = FeatureBank.get(name, args.device, weights="auto" if name == "efficientnet_lite0" else "random")
         bank.embed(frames[: args.batch], args.batch)  # warm-up
         start = time.perf_counter()
         bank.embed(frames, args.batch)

@@ -48,7 +48,7 @@ def metric_costs(names: list[str], frames: int, size: tuple[int, int], chunk: in
     does (so metrics sharing a backbone embed each frame once), after one warm-up chunk."""
     gt = moving_frames(frames + chunk, *size)
     sr = moving_frames(frames + chunk, *size, shift=3)
-    wanted = {"device": device, "random_weights": True}
+    wanted = {"device": device, "weights": "random"}
     metrics = {name: build_metric(name, {k: v for k, v in wanted.items() if k in METRICS.get(name).runtime_options})
                for name in names}
     seconds = dict.fromkeys(names, 0.0)
@@ -75,7 +75,7 @@ def raft_pairs_per_second(device: str, size: tuple[int, int], batches: list[int]
     """Pairs/s of RAFT-large (random weights, 20 iterations) at ``size``, by batch size."""
     out = {}
     for batch in batches:
-        flow = build_flow("raft", {"iters": 20}, FlowRuntime(device=device, batch_size=batch, random_weights=True))
+        flow = build_flow("raft", {"iters": 20}, FlowRuntime(device=device, batch_size=batch, weights="random"))
         a = torch.rand(pairs, 3, *size, device=flow.device)
         b = torch.rand(pairs, 3, *size, device=flow.device)
         flow(a[:batch], b[:batch])

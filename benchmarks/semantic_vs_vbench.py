@@ -75,7 +75,7 @@ def ours(args: argparse.Namespace) -> dict[str, float]:
     for column in (COLUMNS[b] for b in args.backbones):
         if column not in METRICS:
             METRICS.register(column, f"infvsr_bench.metrics.semantic:{CLASSES[column]}")
-    options = {"random_weights": args.random_weights, "device": args.device}
+    options = {"weights": "random" if args.random_weights else "auto", "device": args.device}
     metrics = {b: build_metric(COLUMNS[b], options) for b in args.backbones}
     loaded = peak_rss_mib()
     start = 0
@@ -91,7 +91,7 @@ def vbench(args: argparse.Namespace) -> dict[str, float]:
     """VBench's subject/background consistency loop: whole clip in memory, one frame at a time."""
     device = resolve_device(args.device)
     precision = {b: clip_precision("vbench", device) if b == "clip" else "float32" for b in args.backbones}
-    nets = {b: FeatureBank.get(b, device, random_weights=args.random_weights, precision=precision[b])
+    nets = {b: FeatureBank.get(b, device, weights="random" if args.random_weights else "auto", precision=precision[b])
             for b in args.backbones}
     loaded = peak_rss_mib()
     frames = np.concatenate(list(pan_frames(args.n, tuple(args.size), args.n)))

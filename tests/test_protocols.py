@@ -191,7 +191,7 @@ def test_ewarp_evalcrafter_input_feeds_raft_minus_one_to_minus_0992_and_changes_
     seen: dict[str, list[torch.Tensor]] = {}
     results = {}
     for variant in ("correct", "evalcrafter_div255"):
-        m = build_metric("ewarp", {"flow_options": {"iters": 2, "input": variant}, "random_weights": True, "device": "cpu"})
+        m = build_metric("ewarp", {"flow_options": {"iters": 2, "input": variant}, "weights": "random", "device": "cpu"})
         store = seen.setdefault(variant, [])
         m.flow.model.feature_encoder.register_forward_pre_hook(lambda _, args, store=store: store.append(args[0].clone()))
         m.update(video, None, 0)
@@ -209,7 +209,7 @@ def test_ewarp_evalcrafter_input_feeds_raft_minus_one_to_minus_0992_and_changes_
     assert (info_c["protocol"], info_e["protocol"]) == ("ewarp", "evalcrafter")
     assert info_c["version"] != info_e["version"] and "input=evalcrafter_div255" in info_e["version"]
     assert info_c["version"].startswith("1[") and info_e["version"].startswith("2[")  # #21 point 3 kept the border
-    variant = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.random_weights=true")
+    variant = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.weights=random")
     assert variant.info()["protocol"] == "evalcrafter"
 
 
@@ -324,7 +324,7 @@ def _panning(n: int, size: tuple[int, int], shift: tuple[float, float] = (1.3, 0
 def _ewarp_evalcrafter_vs_reference(frames: np.ndarray, flow=None) -> tuple[MetricResult, float, list[float]]:
     """The ``ewarp_evalcrafter`` column and EvalCrafter's procedure on the same frames with the same flow model:
     the column's random-weight RAFT (2 iterations), or ``flow`` put in its place."""
-    m = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.random_weights=true",
+    m = _config_metric("ewarp_evalcrafter", "+metrics.ewarp_evalcrafter.weights=random",
                        "metrics.ewarp_evalcrafter.device=cpu", "metrics.ewarp_evalcrafter.flow_options.iters=2")
     if flow is not None:
         m.flow = flow
@@ -434,7 +434,7 @@ def test_tlp_crops_the_frames_before_lpips_like_tecogan(size):
     gt = _subpixel_pan(8, size)
     sr = np.stack([_bicubic_x4(f) for f in gt])
     crop = lambda v: np.stack([_tecogan_crop_8x8(f) for f in v])  # noqa: E731
-    tlp = build_metric("tlp", {"random_weights": True, "device": "cpu"})
+    tlp = build_metric("tlp", {"weights": "random", "device": "cpu"})
     assert tlp.info()["protocol"] == "tecogan" and "crop_8x8=True" in tlp.version
     tlp.update(sr, gt, 0)
     got = tlp.compute().frames["tlp"].to_numpy()

@@ -150,7 +150,7 @@ def test_random_weights_equal_direct_pyiqa_call(name, references, hub, monkeypat
     """Random mode builds exactly the network pyiqa builds from the same seed, and gives its values."""
     ref = references(name)
     monkeypatch.setenv("TORCH_HOME", str(hub / "unused"))  # random mode needs no file at all
-    metric = build_metric(name, {"random_weights": True, "seed": SEED, "device": "cpu", "batch_size": 8})
+    metric = build_metric(name, {"weights": "random", "seed": SEED, "device": "cpu", "batch_size": 8})
     metric.update(ref.sr, ref.gt, 0)
     result = metric.compute()
     np.testing.assert_array_equal(result.frames[name].to_numpy(), ref.values)
@@ -191,7 +191,7 @@ def test_streaming_equals_one_call(name, hub, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(hub))
     if name == "lpips":
         gt = real_frames(5, (48, 64), seed=2)
-        sr, options = degrade(gt), {"random_weights": True, "seed": SEED}
+        sr, options = degrade(gt), {"weights": "random", "seed": SEED}
     else:
         basicsr_npz()
         sr, gt, options = real_frames(5, (192, 192), seed=2), None, {}
@@ -239,8 +239,8 @@ def test_niqe_shipped_params_equal_pyiqa(crop_border, tmp_path, monkeypatch):
 
 
 def test_niqe_has_no_random_mode():
-    with pytest.raises(ConfigError, match="no random-weights mode"):
-        build_metric("niqe", {"random_weights": True})
+    with pytest.raises(ConfigError, match=r"^metric 'niqe': weights must be one of \['auto'\], got 'random'$"):
+        build_metric("niqe", {"weights": "random"})
 
 
 @pytest.mark.parametrize("name", LEARNED + ["niqe"])

@@ -110,7 +110,7 @@ def test_offline_backbone_loads_shipped_weights(monkeypatch):
 
 @pytest.mark.parametrize("column,frames", [("semantic_offline", 12), ("subject_consistency", 5), ("background_consistency", 8)])
 def test_consistency_equals_vbench_formula(column, frames):
-    metric = build_metric(column, {"random_weights": column != "semantic_offline"})
+    metric = build_metric(column, {"weights": "auto" if column == "semantic_offline" else "random"})
     video = real_frames(frames, (64, 80), seed=1)
     result = feed(metric, video, lengths=[3, frames - 3], layout=[0])
     feats = metric.bank.embed(video)
@@ -203,7 +203,7 @@ def test_metrics_share_one_forward_per_chunk():
 def test_dino_loads_weights_from_the_weights_folder(tmp_path):
     from safetensors.torch import save_file
 
-    random_bank = FeatureBank.get("dino", "cpu", random_weights=True)
+    random_bank = FeatureBank.get("dino", "cpu", weights="random")
     folder = tmp_path / "dino_vitb16"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in random_bank.net.vit.state_dict().items()}, folder / "model.safetensors")
@@ -426,7 +426,7 @@ def vbench_background_consistency(sd: dict, video: np.ndarray, half: bool = Fals
 @pytest.mark.parametrize("size", [(240, 320), (224, 224), (135, 240)])
 def test_consistency_equals_vbench_procedure(column, size):
     """Issue #21.4: our column equals VBench's procedure run on the same frames with the same weights."""
-    metric = build_metric(column, {"random_weights": True, "device": "cpu"})
+    metric = build_metric(column, {"weights": "random", "device": "cpu"})
     net = metric.bank.net
     sd = {k: v.detach().clone() for k, v in (net.vit if column == "subject_consistency" else net.visual).state_dict().items()}
     video = real_frames(3, size, seed=3)
@@ -441,9 +441,9 @@ def test_consistency_equals_vbench_procedure(column, size):
 def test_background_consistency_float16_equals_vbench_procedure():
     """CLIP in float16 (VBench on CUDA: OpenAI's fp16 weights, LayerNorm in float32, features normalised and
     compared in float16) equals VBench's procedure with OpenAI's own fp16 model, here run on the CPU."""
-    metric = build_metric("background_consistency", {"random_weights": True, "device": "cpu", "precision": "float16"})
+    metric = build_metric("background_consistency", {"weights": "random", "device": "cpu", "precision": "float16"})
     assert metric.info()["settings"]["precision"] == "float16" and metric.info()["backbone"]["precision"] == "float16"
-    sd = {k: v.float() for k, v in build_metric("background_consistency", {"random_weights": True, "device": "cpu"})
+    sd = {k: v.float() for k, v in build_metric("background_consistency", {"weights": "random", "device": "cpu"})
           .bank.net.visual.state_dict().items()}  # the same random weights, in float32 as the reference loads them
     video = real_frames(3, (240, 320), seed=3)
     feats, terms, score = vbench_background_consistency(sd, video, half=True)
@@ -470,10 +470,10 @@ def test_clip_precision_is_vbench_by_device(monkeypatch):
 
     options = OmegaConf.to_container(compose(["metrics=[background_consistency]"])["metrics"]["background_consistency"])
     assert options["precision"] == "vbench"  # the protocol default a user gets
-    cpu = build_metric("background_consistency", {**options, "random_weights": True, "device": "cpu"})
+    cpu = build_metric("background_consistency", {**options, "weights": "random", "device": "cpu"})
     assert cpu.info()["settings"]["precision"] == "float32" and cpu.bank.net.visual.conv1.weight.dtype == torch.float32
 
-    assert build_metric("subject_consistency", {"random_weights": True}).bank.backbone.info["precision"] == "float32"
+    assert build_metric("subject_consistency", {"weights": "random"}).bank.backbone.info["precision"] == "float32"
 
     asked, get = [], FeatureBank.get
 
@@ -483,7 +483,7 @@ def test_clip_precision_is_vbench_by_device(monkeypatch):
 
     monkeypatch.setattr(semantic, "resolve_device", lambda name: torch.device("cuda", 0))
     monkeypatch.setattr(semantic.FeatureBank, "get", bank_on_cpu)
-    on_cuda = build_metric("background_consistency", {"random_weights": True, "device": "auto"})
+    on_cuda = build_metric("background_consistency", {"weights": "random", "device": "auto"})
     assert asked == [("cuda:0", "float16")] and on_cuda.info()["settings"]["precision"] == "float16"
     visual = on_cuda.bank.net.visual
     assert visual.conv1.weight.dtype == torch.float16 and visual.ln_pre.weight.dtype == torch.float32

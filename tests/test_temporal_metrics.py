@@ -117,7 +117,7 @@ def test_ewarp_matches_numpy_reference_given_the_flows():
 
 def test_ewarp_raft_random_weights_streams_like_one_chunk():
     video = translated(3, (1.3, 0.6))
-    m = build_metric("ewarp", {"flow_options": {"iters": 2}, "random_weights": True, "batch_size": 4, "device": "cpu"})
+    m = build_metric("ewarp", {"flow_options": {"iters": 2}, "weights": "random", "batch_size": 4, "device": "cpu"})
     assert m.weights == "random" and m.flow.describe() == "raft(weights=C_T_V1,iters=2,input=correct)"
     assert "iters=2" in m.version and "scale=0.5" in m.version and "channels=sum" in m.version
     whole = feed(m, video)
@@ -129,7 +129,7 @@ def test_ewarp_raft_random_weights_streams_like_one_chunk():
 
 
 def test_raft_last_flow_and_shared_encodings_equal_torchvisions_forward():
-    flow = build_flow("raft", {"iters": 3}, FlowRuntime(device="cpu", batch_size=3, random_weights=True))
+    flow = build_flow("raft", {"iters": 3}, FlowRuntime(device="cpu", batch_size=3, weights="random"))
     frames = torch.rand(5, 3, 120, 136, generator=torch.Generator().manual_seed(1))
     pad = flow._padding(120, 136)
     assert pad == (0, 0, 4, 4)  # 120 -> 128 rows (RAFT's minimum), 136 is a multiple of 8
@@ -203,7 +203,7 @@ def test_tof_matches_direct_farneback():
 
 def test_tlp_zero_on_identical_and_matches_direct_lpips():
     gt = translated(7, (1.0, 0.5), size=(64, 64))
-    m = build_metric("tlp", {"random_weights": True, "device": "cpu", "batch_size": 3, "crop_8x8": False})
+    m = build_metric("tlp", {"weights": "random", "device": "cpu", "batch_size": 3, "crop_8x8": False})
     assert m.weights == "random" and "lpips/weights/v0.1/alex.pth" in m.weights_sha256
     same = feed(m, gt, gt, (2, 5))
     assert same.frames["frame"].tolist() == [3, 4]

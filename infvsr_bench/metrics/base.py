@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from enum import Enum
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from infvsr_bench.weights import WeightsKind
+from infvsr_bench.weights_kind import WeightsKind, check_weights_choice
 
 
 class MetricKind(str, Enum):
@@ -47,6 +48,9 @@ class Metric(ABC):
     # Options that do not change the value (where and how fast it is computed), given as keyword
     # arguments to the constructor and recorded apart from the settings.
     runtime_options: ClassVar[tuple[str, ...]] = ()
+    # The ``weights`` runtime option's choices (weights_kind.WEIGHTS_CHOICES that apply; "auto", the default,
+    # first), for metrics that list "weights" in runtime_options.
+    weights_choices: ClassVar[tuple[str, ...]] = ("auto",)
     # True for metrics that need the method's chunk layout (set_chunk_starts before compute).
     needs_chunk_layout: ClassVar[bool] = False
     # The short name of the reference implementation whose numbers the column reproduces
@@ -57,10 +61,17 @@ class Metric(ABC):
         self.settings = settings if settings is not None else self.Settings()
         self.column = column or self.name
         self.runtime = runtime
+        self.weights_choice = self.checked_weights_choice(runtime, self.column)
         # Where its learned numbers come from: a metric on random weights is flagged and refused by leaderboards.
         self.weights: WeightsKind = WeightsKind.NONE
         self.weights_sha256: dict[str, str] = {}
         self.reset()
+
+    @classmethod
+    def checked_weights_choice(cls, runtime: Mapping[str, Any], column: str | None = None) -> str:
+        """The ``weights`` runtime option (default auto), one of ``weights_choices``: else one ConfigError line,
+        before any file is looked up."""
+        return check_weights_choice(runtime.get("weights", "auto"), cls.weights_choices, f"metric {column or cls.name!r}")
 
     @property
     def needs_gt(self) -> bool:

@@ -34,14 +34,15 @@ import pandas as pd
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.weights import (CATALOGUE, WeightsMissingError, group_dir, load_into, load_tensors, reading, resolve,
-                                  summary)
+from infvsr_bench.weights import (CATALOGUE, WeightsMissingError, group_dir, load_into, load_tensors, locate, reading,
+                                  resolve_weights)
 
 INSTALL = (
     "install the official DOVER code: `git clone https://github.com/VQAssessment/DOVER && pip install -e DOVER` "
     "(S-Lab licence, not on PyPI; the PyPI package named 'dover' is an unrelated versioning tool)"
 )
 WEIGHTS = CATALOGUE["dover/DOVER.pth"]
+INIT = CATALOGUE["dover/convnext_tiny_1k_224_ema.pth"]  # what the official code fetches through torch.hub
 
 # dover.yml of the official repository: model arguments and the two views' sampling.
 MODEL_ARGS: dict[str, Any] = {
@@ -162,23 +163,28 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def hub_files_only(folder: Path, allow_download: bool) -> Iterator[list[Path]]:
-    """Serve torch.hub checkpoints (DOVER's ImageNet initialisations) from local files; download only when allowed.
+def hub_files_only(weights_dir: str | None, allow_download: bool) -> Iterator[list[Path]]:
+    """Serve torch.hub checkpoints (DOVER's ImageNet initialisation, ``INIT``) from local files; download only when allowed.
 
-    ``load_state_dict_from_url`` takes a file from ``folder``, else torch's hub cache, read by
-    ``load_tensors`` (torch.hub would unpickle it with ``weights_only=False``); the paths served are
-    yielded. A download that would follow (through ``download_url_to_file``) raises
+    ``load_state_dict_from_url`` takes a catalogued file where the catalogue finds it (``<weights>/dover/``,
+    else torch's hub cache), read by ``load_tensors`` (torch.hub would unpickle it with ``weights_only=False``);
+    the paths served are yielded. A download that would follow (through ``download_url_to_file``) raises
     WeightsMissingError unless ``allow_download``. The values are overwritten by DOVER.pth anyway.
     """
     import torch
 
     original = torch.hub.load_state_dict_from_url
     served: list[Path] = []
+    folder = group_dir(WEIGHTS.group, weights_dir)
 
     def local(url: str, *args: Any, **kwargs: Any) -> Any:
-        name = url.rsplit("/", 1)[-1].split("?")[0]
-        for path in (folder / name, Path(torch.hub.get_dir()) / "checkpoints" / name):
-            if path.is_file():
+        file = CATALOGUE.get(f"{WEIGHTS.group}/{url.rsplit('/', 1)[-1].split('?')[0]}")
+        if file is not None:
+            try:
+                path, _ = locate([file], weights_dir)[file.filename]
+            except WeightsMissingError:
+                pass  # torch.hub's download follows, refused below unless allowed
+            else:
                 served.append(path)
                 return load_tensors(path)
         return original(url, *args, **{**kwargs, "weights_only": True})
@@ -221,14 +227,14 @@ class OfficialDover:
 
     def __init__(self, device: str = "auto", weights_dir: str | None = None, allow_download: bool = False) -> None:
         require_dover()
-        found = resolve([WEIGHTS], weights_dir, allow_download)
+        chosen = resolve_weights("auto", [WEIGHTS], weights_dir, allow_download)
         import_dover()
         from dover.models import DOVER as Evaluator
 
         self.device = resolve_device(device)
-        path = found[WEIGHTS.filename].path
+        path = chosen.path(WEIGHTS)
         state = load_tensors(path)  # read first: a bad file fails before DOVER builds its backbones
-        with hub_files_only(group_dir(WEIGHTS.group, weights_dir), allow_download) as served:
+        with hub_files_only(weights_dir, allow_download) as served:
             try:
                 evaluator = Evaluator(**MODEL_ARGS)
             except (KeyError, RuntimeError) as exc:  # an initialisation file without DOVER's keys or shapes
@@ -238,7 +244,7 @@ class OfficialDover:
                     raise exc from None
         load_into(evaluator, state, path)
         self.net = evaluator.to(self.device).eval()
-        self.weights, self.weights_sha256 = summary(found)
+        self.weights, self.weights_sha256 = chosen.kind, chosen.sha256
 
     def __call__(self, videos: dict[str, np.ndarray]) -> dict[str, float]:
         """Scores of the views' sampled frames (T,H,W,3 uint8 each); spatial sampling draws from the caller's seeded RNGs."""

@@ -25,7 +25,7 @@ from torchvision.transforms import functional as TF
 
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind, load_into, load_tensors, reading, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, reading, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -123,14 +123,6 @@ class _ClipVisual(torch.nn.Module):
             torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _pretrained(file: WeightFile, random_weights: bool, folder: str | None, allow_download: bool) -> tuple[Path | None, WeightsKind, dict[str, str]]:
-    """(path, weights kind, sha256 by file name) of a backbone's file, or of random weights."""
-    if random_weights:
-        return None, WeightsKind.RANDOM, {}
-    found = resolve([file], folder, allow_download)
-    return found[file.filename].path, *summary(found)
-
-
 def _seeded(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
     """Build a model with deterministic random weights, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
@@ -143,10 +135,11 @@ def _float32_only(name: str, precision: str) -> None:
         raise ValueError(f"the {name} backbone runs in float32 only, not {precision}")
 
 
-def build_dino(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
+def build_dino(weights: str, folder: str | None, allow_download: bool, precision: str) -> Backbone:
     """DINO ViT-B/16 (timm ``vit_base_patch16_224.dino`` weights, run as DINO's forward): the CLS token after the final norm."""
     _float32_only("dino", precision)
-    path, *provenance = _pretrained(DINO, random_weights, folder, allow_download)
+    chosen = resolve_weights(weights, [DINO], folder, allow_download)
+    path = chosen.path(DINO)
     import timm  # after the look-up, so that a missing file is reported at once
 
     model_id = "vit_base_patch16_224.dino"
@@ -164,15 +157,16 @@ def build_dino(random_weights: bool, folder: str | None, allow_download: bool, p
         "precision": precision,
         "file": str(path) if path else None,
     }
-    return Backbone("dino", _DinoViT(vit), dino_preprocess, *provenance, info)
+    return Backbone("dino", _DinoViT(vit), dino_preprocess, chosen.kind, chosen.sha256, info)
 
 
-def build_clip(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
+def build_clip(weights: str, folder: str | None, allow_download: bool, precision: str) -> Backbone:
     """OpenAI CLIP ViT-B/32 image tower through open_clip (QuickGELU, as OpenAI trained it), in float32 or in
     OpenAI's float16 (what ``clip.load`` gives on CUDA: fp16 weights and activations, LayerNorm in float32)."""
     if precision not in ("float32", "float16"):
         raise ValueError(f"the clip backbone runs in float32 or float16, not {precision}")
-    path, *provenance = _pretrained(CLIP, random_weights, folder, allow_download)
+    chosen = resolve_weights(weights, [CLIP], folder, allow_download)
+    path = chosen.path(CLIP)
     import open_clip  # after the look-up, so that a missing file is reported at once
 
     mode = {"float32": "fp32", "float16": "fp16"}[precision]  # open_clip's fp16 is OpenAI's convert_weights
@@ -195,7 +189,7 @@ def build_clip(random_weights: bool, folder: str | None, allow_download: bool, p
         "precision": precision,
         "file": str(path) if path else None,
     }
-    return Backbone("clip", _ClipVisual(model.visual), clip_preprocess, *provenance, info)
+    return Backbone("clip", _ClipVisual(model.visual), clip_preprocess, chosen.kind, chosen.sha256, info)
 
 
 def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tensor]:
@@ -217,10 +211,11 @@ def lite0_state_dict(model: torch.nn.Module, path: Path) -> dict[str, torch.Tens
     return mapped
 
 
-def build_lite0(random_weights: bool, folder: str | None, allow_download: bool, precision: str) -> Backbone:
+def build_lite0(weights: str, folder: str | None, allow_download: bool, precision: str) -> Backbone:
     """EfficientNet-Lite0 (ImageNet, TF release converted by the package's authors) on timm: pooled 1280-d features."""
     _float32_only("efficientnet_lite0", precision)
-    path, *provenance = _pretrained(LITE0, random_weights, folder, allow_download)
+    chosen = resolve_weights(weights, [LITE0], folder, allow_download)
+    path = chosen.path(LITE0)
     import timm  # after the look-up, so that a missing package is reported at once
 
     model = _seeded(lambda: timm.create_model("tf_efficientnet_lite0", pretrained=False))
@@ -232,10 +227,11 @@ def build_lite0(random_weights: bool, folder: str | None, allow_download: bool, 
         "preprocess": "shorter side 224 bilinear antialias=True, no crop, mean/std 0.5",
         "file": str(path) if path else None,
     }
-    return Backbone("efficientnet_lite0", model, lite0_preprocess, *provenance, info)
+    return Backbone("efficientnet_lite0", model, lite0_preprocess, chosen.kind, chosen.sha256, info)
 
 
-BACKBONES: Registry[Callable[[bool, str | None, bool, str], Backbone]] = Registry("backbone")
+# name -> build(weights choice, weights folder, allow_download, precision)
+BACKBONES: Registry[Callable[[str, str | None, bool, str], Backbone]] = Registry("backbone")
 BACKBONES.register("dino", build_dino)
 BACKBONES.register("clip", build_clip)
 BACKBONES.register("efficientnet_lite0", build_lite0)
@@ -255,15 +251,16 @@ class FeatureBank:
 
     @classmethod
     def get(
-        cls, backbone: str, device: str | torch.device = "auto", *, random_weights: bool = False,
+        cls, backbone: str, device: str | torch.device = "auto", *, weights: str = "auto",
         weights_dir: str | None = None, allow_download: bool = False, precision: str = "float32",
     ) -> FeatureBank:
-        """The process-wide bank for this backbone, device, weights source and precision (built on first use)."""
+        """The process-wide bank for this backbone, device, weights choice (auto or random), weights folder and
+        precision (built on first use)."""
         dev = resolve_device(device)
-        key = (backbone, str(dev), bool(random_weights), weights_dir, precision)
+        key = (backbone, str(dev), weights, weights_dir, precision)
         if key not in cls._banks:
             build = BACKBONES.get(backbone)
-            cls._banks[key] = cls(build(bool(random_weights), weights_dir, allow_download, precision), dev)
+            cls._banks[key] = cls(build(weights, weights_dir, allow_download, precision), dev)
         return cls._banks[key]
 
     def forget(self) -> None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from infvsr_bench.config import from_options
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve_weights
 
 
 def describe(settings: Any) -> str:
@@ -40,7 +40,7 @@ class FlowRuntime:
 
     device: str = "auto"
     batch_size: int = 8
-    random_weights: bool = False  # tests only: the result is flagged "random" and refused by leaderboards
+    weights: str = "auto"  # or random (tests only: the result is flagged "random" and refused by leaderboards)
     weights_dir: str | None = None
     allow_download: bool = False
 
@@ -121,19 +121,16 @@ class RAFT(FlowEstimator):
         from torchvision.models.optical_flow import Raft_Large_Weights, raft_large
 
         super().__init__(settings, runtime)
-        found = None
-        if not self.runtime.random_weights:  # resolve the file first: a missing one fails in milliseconds
-            file = CATALOGUE["torchvision/" + Raft_Large_Weights[self.settings.weights].url.rsplit("/", 1)[-1]]
-            found = resolve([file], self.runtime.weights_dir, self.runtime.allow_download)
+        # The file is resolved first: a missing one fails in milliseconds.
+        file = CATALOGUE["torchvision/" + Raft_Large_Weights[self.settings.weights].url.rsplit("/", 1)[-1]]
+        chosen = resolve_weights(self.runtime.weights, [file], self.runtime.weights_dir, self.runtime.allow_download)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # random weights (tests) are the same network every time
             model = raft_large(weights=None, progress=False)
-        if found is None:
-            self.weights = WeightsKind.RANDOM
-        else:
-            path = next(iter(found.values())).path
+        path = chosen.path(file)
+        if path is not None:
             load_into(model, load_tensors(path), path)
-            self.weights, self.weights_sha256 = summary(found)
+        self.weights, self.weights_sha256 = chosen.kind, chosen.sha256
         self.device = resolve_device(self.runtime.device)
         self.model = model.eval().to(self.device)
 

@@ -126,6 +126,7 @@ class NIQE(PyiqaMetric):
     higher_is_better = False
     Settings = NIQESettings
     spec = NIQE_SPEC
+    weights_choices = ("auto",)  # no random mode: the pristine parameters are not learned weights
 
     def pyiqa_options(self) -> dict[str, Any]:
         return {"crop_border": self.settings.crop_border, "color_space": self.settings.color_space}

@@ -29,7 +29,7 @@ import numpy as np
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
-from infvsr_bench.weights import WeightFile, WeightsKind, load_into, load_tensors, resolve, summary
+from infvsr_bench.weights import WeightFile, WeightsKind, load_into, load_tensors, resolve_weights
 
 PYIQA_LICENCE = "PolyForm-Noncommercial-1.0.0"
 
@@ -129,27 +129,25 @@ def build(
     device: str = "auto",
     weights_dir: str | None = None,
     allow_download: bool = False,
-    random_weights: bool = False,
+    weights: str = "auto",
     seed: int = 0,
 ) -> PyiqaModel:
     """Build pyiqa's metric ``spec.name`` with its default options plus ``options``, offline.
 
     Files are resolved (and a missing one reported) before pyiqa is imported, so a missing file
-    fails in milliseconds. ``random_weights`` builds every network from ``seed`` instead (tests).
+    fails in milliseconds. ``weights="random"`` builds every network from ``seed`` instead (tests).
     Backbone globals are patched only while the metric is built (not thread-safe: build in one thread).
     """
     if importlib.util.find_spec("pyiqa") is None:
         raise ConfigError(f"metric {spec.name!r} needs the optional backend pyiqa (PolyForm Noncommercial licence): pip install pyiqa")
     options = dict(options or {})
+    random_weights = weights == WeightsKind.RANDOM
     if random_weights:
         if spec.random_options is None:
             raise ConfigError(f"pyiqa metric {spec.name!r} has no random-weights mode (it has no learned weights)")
-        paths, weights, sha256 = {}, WeightsKind.RANDOM, {}
         options.update(spec.random_options)
-    else:
-        found = resolve(spec.files(), weights_dir, allow_download)
-        paths = {name: r.path for name, r in found.items()}
-        weights, sha256 = summary(found)
+    chosen = resolve_weights(weights, spec.files(), weights_dir, allow_download)
+    paths = {name: r.path for name, r in chosen.found.items()}
     import pyiqa
     import torch
 
@@ -184,7 +182,7 @@ def build(
         "lower_better": bool(config.get("lower_better", False)),
         "files": {name: str(path) for name, path in paths.items()},
     }
-    return PyiqaModel(model, weights, sha256, info)
+    return PyiqaModel(model, chosen.kind, chosen.sha256, info)
 
 
 def to_tensor(frames: np.ndarray, device: Any) -> Any:
@@ -208,7 +206,8 @@ class PyiqaMetric(PerFrameMetric):
     """
 
     spec: ClassVar[PyiqaSpec]
-    runtime_options = ("device", "batch_size", "weights_dir", "allow_download", "random_weights", "seed")
+    runtime_options = ("device", "batch_size", "weights_dir", "allow_download", "weights", "seed")
+    weights_choices = ("auto", "random")
     default_protocol = "pyiqa"
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
@@ -220,7 +219,7 @@ class PyiqaMetric(PerFrameMetric):
             self.spec, self.pyiqa_options(),
             device=str(runtime.get("device", "auto")), weights_dir=runtime.get("weights_dir"),
             allow_download=bool(runtime.get("allow_download", False)),
-            random_weights=bool(runtime.get("random_weights", False)), seed=int(runtime.get("seed", 0)),
+            weights=self.weights_choice, seed=int(runtime.get("seed", 0)),
         )
         self.model, self.weights, self.weights_sha256, self.backend_info = built.model, built.weights, built.sha256, built.info
 

@@ -270,13 +270,14 @@ class SemanticMetric(Metric):
     kind = MetricKind.SEMANTIC
     higher_is_better = True
     default_protocol = "vbench"  # the main value is VBench's consistency formula
-    runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+    runtime_options = ("device", "batch_size", "weights", "weights_dir", "allow_download")
+    weights_choices = ("auto", "random")
 
     def __init__(self, settings: Any = None, column: str | None = None, **runtime: Any) -> None:
         device = resolve_device(runtime.get("device", "auto"))
         settings, precision = self.settle(settings if settings is not None else self.Settings(), device)
         self.bank = FeatureBank.get(
-            self.backbone, device, random_weights=bool(runtime.get("random_weights", False)),
+            self.backbone, device, weights=self.checked_weights_choice(runtime, column),
             weights_dir=runtime.get("weights_dir"), allow_download=bool(runtime.get("allow_download", False)),
             precision=precision,
         )

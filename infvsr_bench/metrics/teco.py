@@ -13,19 +13,17 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from abc import abstractmethod
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from infvsr_bench.checksums import sha256_file
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
-from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve, summary
+from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve_weights
 
 
 def _check_skip(skip_ends: int) -> None:
@@ -55,7 +53,8 @@ class PairMetric(Metric):
 
     kind = MetricKind.FULL_REFERENCE
     higher_is_better = False
-    runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+    runtime_options = ("device", "batch_size", "weights", "weights_dir", "allow_download")
+    weights_choices = ("auto", "random")
     crops_frames = True  # crop_8x8 applies to the frames (tLP); False: the subclass crops what it derives (tOF)
 
     def protocol(self) -> str:
@@ -166,35 +165,36 @@ class TLPSettings:
 
 
 ALEXNET = CATALOGUE["torchvision/alexnet-owt-7be5be79.pth"]  # the same file pyiqa's LPIPS uses
+LPIPS_LINEAR = CATALOGUE["lpips_v0.1/alex.pth"]  # the v0.1 linear layers, the lpips package's copy
 
 
-def build_lpips(random_weights: bool = False, folder: str | None = None,
+def build_lpips(weights: str = "auto", folder: str | None = None,
                 allow_download: bool = False) -> tuple[torch.nn.Module, WeightsKind, dict[str, str]]:
-    """LPIPS AlexNet v0.1: linear layers shipped by `lpips`, trunk = torchvision's ImageNet AlexNet.
+    """LPIPS AlexNet v0.1: linear layers shipped by `lpips`, trunk = torchvision's ImageNet AlexNet (``weights``:
+    auto, or random for a seeded random trunk).
 
-    Returns (model, weights kind, sha256 by file). The trunk file is resolved (weights folder, then
-    torch's hub cache) before anything is built, so a missing file fails at once.
+    Returns (model, weights kind of the trunk, sha256 by file). Both files are resolved (weights folder, then
+    torch's hub cache or the package's copy) before anything is built, so a missing file fails at once.
     """
-    found = None if random_weights else resolve([ALEXNET], folder, allow_download)
+    trunk = resolve_weights(weights, [ALEXNET], folder, allow_download)
+    linear = resolve_weights("auto", [LPIPS_LINEAR], folder)
     import lpips
 
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated pretrained=False
         torch.manual_seed(0)  # a random trunk (tests) is the same network every time
         model = lpips.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True, verbose=False)
-    # The linear layers lpips ships, read by us and loaded as lpips loads them (pretrained=True, non-strict).
-    lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
-    load_into(model, load_tensors(lin), lin, strict=False)
-    sums = {"lpips/weights/v0.1/alex.pth": sha256_file(lin)}
-    if found is None:
-        return model.eval(), WeightsKind.RANDOM, sums
-    path = found[ALEXNET.filename].path
-    trunk = load_tensors(path)
-    # lpips keeps AlexNet's feature layers under their own indices: slice<k>.<i>.* = features.<i>.*
-    features = {k: "features." + k.split(".", 1)[1] for k in model.net.state_dict()}
-    load_into(model.net, {k: trunk[f] for k, f in features.items() if f in trunk}, path)
-    kind, trunk_sums = summary(found)
-    return model.eval(), kind, {**sums, **trunk_sums}
+    path, lin = trunk.path(ALEXNET), linear.path(LPIPS_LINEAR)
+    trunk_state = None if path is None else load_tensors(path)  # both read before either is loaded
+    lin_state = load_tensors(lin)
+    if path is not None:
+        # lpips keeps AlexNet's feature layers under their own indices: slice<k>.<i>.* = features.<i>.*
+        features = {k: "features." + k.split(".", 1)[1] for k in model.net.state_dict()}
+        load_into(model.net, {k: trunk_state[f] for k, f in features.items() if f in trunk_state}, path)
+    load_into(model, lin_state, lin, strict=False)  # as lpips loads them (pretrained=True, non-strict)
+    # Recorded under the package path it has always been recorded under.
+    sums = {f"{LPIPS_LINEAR.shipped[0]}/{LPIPS_LINEAR.shipped[1]}": linear.found[LPIPS_LINEAR.filename].sha256}
+    return model.eval(), trunk.kind, {**sums, **trunk.sha256}
 
 
 class TLP(PairMetric):
@@ -207,7 +207,7 @@ class TLP(PairMetric):
     def __init__(self, settings: TLPSettings | None = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)
         model, self.weights, self.weights_sha256 = build_lpips(
-            bool(runtime.get("random_weights", False)), runtime.get("weights_dir"), bool(runtime.get("allow_download", False)))
+            self.weights_choice, runtime.get("weights_dir"), bool(runtime.get("allow_download", False)))
         self.lpips = model.to(self.device)
 
     @torch.inference_mode()

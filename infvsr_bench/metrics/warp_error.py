@@ -112,7 +112,8 @@ class Ewarp(Metric):
     kind = MetricKind.TEMPORAL
     higher_is_better = False
     Settings = EwarpSettings
-    runtime_options = ("device", "batch_size", "random_weights", "weights_dir", "allow_download")
+    runtime_options = ("device", "batch_size", "weights", "weights_dir", "allow_download")
+    weights_choices = ("auto", "random")
 
     def __init__(self, settings: EwarpSettings | None = None, column: str | None = None, **runtime: Any) -> None:
         super().__init__(settings, column, **runtime)

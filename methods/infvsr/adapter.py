@@ -1,7 +1,7 @@
 """InfVSR behind the common method contract: LR frames in, SR frames out, streamed chunk by chunk.
 
 Weights (``weights``): ``pretrained`` needs the four official files in the weights folder's
-``infvsr/`` (see ``checkpoints.FILES``; a DiT ``config.json`` with ``model_config`` next to them, the
+``infvsr/`` (see ``weight_files.FILES``; a DiT ``config.json`` with ``model_config`` next to them, the
 official layout, selects another DiT size) and fails at once naming each missing file; ``auto`` (the
 default) uses them when present and otherwise the ``infvsr-tiny`` model (the same modules at small
 sizes, trained here; shipped in ``tiny/``), with one notice line and the ``tiny`` label on every
@@ -19,22 +19,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from infvsr_bench.devices import DTYPES, resolve_dtype
+from infvsr_bench.devices import check_dtype, resolve_dtype
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.weights import CATALOGUE, WeightsKind, WeightsMissingError, group_dir, locate, resolve
+from infvsr_bench.weights import WeightsKind, group_dir, resolve_weights
+from infvsr_bench.weights_kind import check_weights_choice
 from methods.base import Method
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, Modules
-from methods.infvsr.checkpoints import FILES, load_official, read_safetensors, resolve_files
+from methods.infvsr.checkpoints import load_official, read_safetensors
 from methods.infvsr.dit import WanDiTConfig
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.scenes import Chunk, SceneChunker
 from methods.infvsr.vae import CONV_FORMS, TileConfig
+from methods.infvsr.weight_files import FILES, TINY_FILE, WEIGHTS_CHOICES, files_choice
 
 log = logging.getLogger("infvsr_bench")
-# The infvsr-tiny model: <weights folder>/infvsr/infvsr_tiny.safetensors, else the copy shipped in tiny/.
-TINY_FILE = CATALOGUE["infvsr/infvsr_tiny.safetensors"]
-# auto: official files when present, else infvsr-tiny; the others as the module docstring says.
-WEIGHTS_CHOICES = ("auto", WeightsKind.PRETRAINED, WeightsKind.TINY, WeightsKind.RANDOM)
 
 
 @dataclasses.dataclass
@@ -58,22 +56,12 @@ class InfVSRConfig:
     vae_conv_form: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.weights not in WEIGHTS_CHOICES:
-            raise ValueError(f"weights must be one of {[str(w) for w in WEIGHTS_CHOICES]}, got {self.weights!r}")
-        if self.dtype != "auto" and self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {self.dtype!r}")
+        check_weights_choice(self.weights, WEIGHTS_CHOICES, "method 'infvsr'")
+        check_dtype(self.dtype, "method 'infvsr'")
         if self.vae_conv_form not in ("auto", "conv3d", *CONV_FORMS):
             raise ValueError(f"vae_conv_form must be auto, conv3d or one of {sorted(CONV_FORMS)}, got {self.vae_conv_form!r}")
         if self.rope_dtype not in ("float64", "float32"):
             raise ValueError(f"rope_dtype must be float64 or float32, got {self.rope_dtype!r}")
-
-
-def _official_present(folder: str | None) -> bool:
-    try:
-        locate(FILES.values(), folder)
-    except WeightsMissingError:
-        return False
-    return True
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:
@@ -101,11 +89,13 @@ class InfVSR(Method):
         tiling = TileConfig(threshold=config.vae_tile_threshold)
         rope = getattr(torch, config.rope_dtype)
         # Files are found (or reported missing) at once, before anything heavy is built.
-        if config.weights == WeightsKind.TINY or (config.weights == "auto" and not _official_present(folder)):
-            modules, self.architecture, self.card = self._tiny(folder, tiling, rope)
+        chosen = resolve_weights(files_choice(config.weights), FILES.values(), folder, fallback=[TINY_FILE])
+        self.checksums = chosen.sha256
+        if chosen.kind == WeightsKind.TINY:
+            modules, self.architecture, self.card = self._tiny(chosen.path(TINY_FILE), folder, tiling, rope)
             self.weights = WeightsKind.TINY
         else:
-            paths, self.checksums = resolve_files(folder)
+            paths = {role: chosen.path(f) for role, f in FILES.items()}
             self.weights = WeightsKind.RANDOM if config.weights == WeightsKind.RANDOM else WeightsKind.PRETRAINED
             self.architecture = dataclasses.replace(ARCHITECTURES.get("infvsr"),
                                                     dit=self._dit_config(paths["dit"].parent, rope))
@@ -129,16 +119,14 @@ class InfVSR(Method):
                                        upscale_on_device=config.upscale_on_device)
         self.chunker = SceneChunker(config.scene_detection, config.scene_threshold, config.reference_threshold)
 
-    def _tiny(self, folder: str | None, tiling: TileConfig, rope: torch.dtype) -> tuple[Modules, Architecture, dict]:
-        """The infvsr-tiny model: sizes and model card from the file's metadata, weights loaded strictly."""
-        found = resolve([TINY_FILE], folder)[TINY_FILE.filename]
-        self.checksums = {found.path.name: found.sha256}
-        tensors, metadata = read_safetensors(found.path)
+    def _tiny(self, path: Path, folder: str | None, tiling: TileConfig, rope: torch.dtype) -> tuple[Modules, Architecture, dict]:
+        """The infvsr-tiny model at ``path``: sizes and model card from the file's metadata, weights loaded strictly."""
+        tensors, metadata = read_safetensors(path)
         try:
             arch = Architecture.from_json(metadata["architecture"])
             card = json.loads(metadata.get("card", "{}"))
         except (KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{found.path}: not an infvsr-tiny file ({exc})") from None
+            raise ConfigError(f"{path}: not an infvsr-tiny file ({exc})") from None
         arch = dataclasses.replace(arch, dit=dataclasses.replace(arch.dit, rope_dtype=rope))
         modules = arch.build("meta", seed=None, tiling=tiling)
         modules.load_state_dict(tensors)

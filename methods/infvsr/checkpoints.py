@@ -14,17 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsFileError, load_tensors, reading, resolve
+from infvsr_bench.weights import WeightsFileError, load_tensors, reading, resolve_weights
 from methods.infvsr.architecture import Modules
 from methods.infvsr.visual_encoder import merge_dape, select_ram_keys
-
-FILES: dict[str, WeightFile] = {
-    "dit": CATALOGUE["infvsr/InfVSR.ckpt"],
-    "vae": CATALOGUE["infvsr/Wan2.1_VAE.pth"],
-    "ram": CATALOGUE["infvsr/ram_swin_large_14m.pth"],
-    "dape": CATALOGUE["infvsr/DAPE.pth"],
-}
-
+from methods.infvsr.weight_files import FILES
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -65,8 +58,8 @@ def resolve_files(weights_dir: str | None) -> tuple[dict[str, Path], dict[str, s
 
     One instant error names each missing file, its folder (``<weights folder>/infvsr``) and its source.
     """
-    found = resolve(FILES.values(), weights_dir)
-    return {role: found[f.filename].path for role, f in FILES.items()}, {r.path.name: r.sha256 for r in found.values()}
+    chosen = resolve_weights("pretrained", FILES.values(), weights_dir)
+    return {role: chosen.path(f) for role, f in FILES.items()}, chosen.sha256
 
 
 def load_official(modules: Modules, paths: dict[str, Path]) -> Modules:

@@ -44,7 +44,7 @@ class Lite0Distance(nn.Module):
         super().__init__()
         from infvsr_bench.metrics.features import build_lite0
 
-        self.net = build_lite0(False, folder, False, "float32").net
+        self.net = build_lite0("auto", folder, False, "float32").net
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.net.bn1(self.net.conv_stem(x))  # the model's own normalisation is mean/std 0.5: [-1, 1] in
