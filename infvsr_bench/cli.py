@@ -175,17 +175,24 @@ GROUP_OPTION_KEYS: dict[str, Callable[[str, list[str]], set[str] | None]] = {
 }
 
 
-def _config_value(group: str, choice: str, key: str) -> Any:
-    """``key`` of conf/<group>/<choice>.yaml, else of the configs its defaults list starts from
-    (flashvsr -> _tool -> command: name; psnr_dove_y -> psnr_dove@_here_: metric); None when none sets it."""
+def _config_data(group: str, choice: str) -> dict[str, Any]:
+    """conf/<group>/<choice>.yaml over the configs its defaults list starts from (flashvsr -> _tool -> command;
+    psnr_dove_y -> psnr_dove@_here_); {} for a name with no yaml."""
     import yaml
 
     path = conf_dir() / group / f"{choice}.yaml"
     data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-    if key in data:
-        return data[key]
     bases = [d.split("@")[0] for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
-    return next((v for v in (_config_value(group, b, key) for b in reversed(bases)) if v is not None), None)
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged.update({k: v for k, v in _config_data(group, base).items() if v is not None})
+    return {**merged, **data}
+
+
+def _config_value(group: str, choice: str, key: str) -> Any:
+    """``key`` of conf/<group>/<choice>.yaml, else of the configs its defaults list starts from
+    (flashvsr -> _tool -> command: name; psnr_dove_y -> psnr_dove@_here_: metric); None when none sets it."""
+    return _config_data(group, choice).get(key)
 
 
 def _default_choice(group: str) -> str | list[str]:
@@ -202,35 +209,19 @@ def _last(overrides: list[str], key: str) -> str | None:
 
 
 def _preflight_weights(overrides: list[str]) -> None:
-    """A method whose weights are missing fails here, in well under a second (no torch import).
+    """A method whose weights are missing fails here, in well under a second (no torch import): its weights
+    hook (``methods.base.required_weights``) names the files its options (the config's yaml, then ``method.<key>=``
+    values as given) load, and each is located."""
+    from infvsr_bench.weights import locate
+    from methods.base import required_weights
 
-    method=infvsr mirrors its ``weights`` rule: ``tiny`` needs the infvsr-tiny file, ``auto`` (the
-    default) the four official files or else that file, ``pretrained`` and ``random`` the official files.
-    """
-    from infvsr_bench.weights import CATALOGUE, files_for, locate
-
-    method = _last(overrides, "method")
-    if not method:
+    choice = _last(overrides, "method")
+    if not choice:
         return
-    folder = _last(overrides, "method.weights_dir") or None
-    files = list(files_for(method))
-    if method == "infvsr":
-        tiny = CATALOGUE["infvsr/infvsr_tiny.safetensors"]
-        files = [f for f in files if f is not tiny]
-        choice = _last(overrides, "method.weights") or "auto"
-        if choice == "tiny" or (choice == "auto" and not _all_found(files, folder)):
-            files = [tiny]
-    locate(files, folder)
-
-
-def _all_found(files: list, folder: str | None) -> bool:
-    from infvsr_bench.weights import WeightsMissingError, locate
-
-    try:
-        locate(files, folder)
-    except WeightsMissingError:
-        return False
-    return True
+    given = {o.split("=", 1)[0].lstrip("+").removeprefix("method."): o.split("=", 1)[1]
+             for o in overrides if o.lstrip("+").startswith("method.") and "=" in o}
+    options = {**_config_data("method", choice), **given}
+    locate(required_weights(str(options.get("name") or choice), options), options.get("weights_dir") or None)
 
 
 def compose(overrides: list[str]):

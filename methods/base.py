@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
-import torch
 
 from infvsr_bench.config import from_options
-from infvsr_bench.devices import resolve_device
+from infvsr_bench.devices import resolve_device, resolve_dtype
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import WeightsKind
+from infvsr_bench.weights import WeightFile
+from infvsr_bench.weights_kind import WeightsKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Method(ABC):
         self.scale: int = int(getattr(config, "scale", 4))
         self.chunk_size: int = int(getattr(config, "chunk_size", 16))
         self.device = resolve_device(getattr(config, "device", "cpu"))
-        self.dtype = torch.float32
+        self.dtype = resolve_dtype("float32", self.device)
         if self.scale < 1 or self.chunk_size < 1:
             raise ConfigError(f"method {self.name}: scale and chunk_size must be >= 1")
 
@@ -126,6 +126,17 @@ METHODS.register("infvsr", "methods.infvsr.adapter:InfVSR")
 METHODS.register("realesrgan", "methods.realesrgan:RealESRGAN")
 METHODS.register("command", "methods.command:Command")
 METHODS.register("torch_module", "methods.torch_module:TorchModule")
+
+# Each method's weights hook: the catalogue files its options (a config mapping: ``weights``, ``weights_dir``, ...)
+# will load, for methods that load catalogued files. Its module imports no torch, so the CLI locates the files
+# (``required_weights``) before anything heavy loads; the method resolves the same files when it is built.
+REQUIRED_WEIGHTS: Registry[Callable[[Mapping[str, Any]], list[WeightFile]]] = Registry("method weights hook")
+REQUIRED_WEIGHTS.register("infvsr", "methods.infvsr.weight_files:required_weights")
+
+
+def required_weights(name: str, options: Mapping[str, Any]) -> list[WeightFile]:
+    """The catalogue files the registered method ``name`` loads with ``options`` (none when it declares none)."""
+    return REQUIRED_WEIGHTS.get(name)(options) if name in REQUIRED_WEIGHTS else []
 
 
 def build_method(options: Mapping[str, Any]) -> Method:

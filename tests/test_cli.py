@@ -200,3 +200,34 @@ def test_missing_dataset_root_gives_one_line(tmp_path):
     proc = cli_subprocess("run", "dataset=folder", f"dataset.root={tmp_path / 'nothing'}", f"output_root={tmp_path}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: dataset 'folder': no LR folder at {tmp_path / 'nothing' / 'LR'}"]
+
+
+def test_preflight_checks_the_files_a_method_declares_with_no_method_named_in_the_cli(tmp_path, monkeypatch):
+    """A method's weights hook (methods.base.REQUIRED_WEIGHTS) says which files its options load; the CLI
+    locates them before Hydra starts, for any method: a toy one here, and no method is named in the preflight."""
+    import inspect
+
+    from infvsr_bench import cli
+    from infvsr_bench.weights import WeightFile, WeightsMissingError
+    from methods.base import REQUIRED_WEIGHTS
+
+    toy = WeightFile("toy", "toy.safetensors", "the toy method's weights", source="the toy's authors")
+    if "test_toy_weights" not in REQUIRED_WEIGHTS:
+        REQUIRED_WEIGHTS.register("test_toy_weights", lambda options: [] if options.get("weights") == "random" else [toy])
+    folder = f"method.weights_dir={tmp_path}"
+    with pytest.raises(WeightsMissingError, match=f"toy.safetensors .*-> {tmp_path / 'toy'}"):
+        cli._preflight_weights(["method=test_toy_weights", folder])
+    cli._preflight_weights(["method=test_toy_weights", folder, "method.weights=random"])  # declares no file
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "toy.safetensors").write_bytes(b"x")
+    cli._preflight_weights(["method=test_toy_weights", folder])
+    assert "infvsr" not in inspect.getsource(cli._preflight_weights).replace("infvsr_bench", "")
+
+
+def test_preflight_imports_no_torch(tmp_path):
+    """The weights preflight answers before torch loads: a missing InfVSR file is reported in well under a second."""
+    code = ("import sys; from infvsr_bench.cli import check_overrides\n"
+            f"check_overrides(['method=infvsr', 'output_root={tmp_path / 'runs'}'])\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
