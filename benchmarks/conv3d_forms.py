@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infvsr_bench.devices import resolve_device, resolve_dtype  # noqa: E402
 from methods.infvsr.vae import CONV_FORMS  # noqa: E402
 
 # (channels, height, width) of the 3x3x3 convs that dominate the Wan VAE at 720p output.
@@ -46,12 +47,13 @@ def timed(fn: Callable[[], torch.Tensor], device: str, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto = CUDA when present (the dtype follows: bfloat16 there)")
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--scale", type=int, default=1, help="divide H and W (quick CPU checks)")
     args = parser.parse_args()
-    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    device = resolve_device(args.device)
+    args.device, dtype = str(device), resolve_dtype("auto", device)
     torch.backends.cudnn.benchmark = True
     for c, h, w in SHAPES:
         h, w = h // args.scale, w // args.scale

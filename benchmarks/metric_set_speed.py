@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import InfvsrError
 from infvsr_bench.metrics import METRICS, build_metric
 from infvsr_bench.metrics.flow import FlowRuntime, build_flow
@@ -93,14 +94,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--size", type=int, nargs=2, default=[720, 1280])
     parser.add_argument("--chunk", type=int, default=12, help="frames per update (InfVSR's chunk)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto = CUDA when present")
     parser.add_argument("--metrics", default=",".join(TABLE + SEMANTIC))
     parser.add_argument("--raft-pairs", type=int, default=32, help="0 skips the RAFT batch comparison")
     parser.add_argument("--method-fps", type=float, help="the method's own frames/s: prints the set's cost relative to it")
     parser.add_argument("--json")
     args = parser.parse_args()
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"error: --device {args.device} but CUDA is not available here")
+    try:
+        args.device = str(resolve_device(args.device))
+    except InfvsrError as exc:
+        raise SystemExit(f"error: {exc}") from None
     names = [n for n in args.metrics.split(",") if n]
     if "dover" in names and importlib.util.find_spec("dover") is None:
         print("dover: the official DOVER package is not installed; left out")
