@@ -88,7 +88,7 @@ def test_without_official_files_infvsr_runs_the_tiny_model_with_one_notice(tmp_p
     info = method.info()  # weights "tiny": reports label the run infvsr-tiny, never as the paper model
     assert method.weights == "tiny" and info["weights"] == "tiny" and info["architecture"] == "infvsr-tiny"
     assert info["weights_sha256"] == {"infvsr_tiny.safetensors": sha256_file(TINY_DIR / "infvsr_tiny.safetensors")}
-    from methods.base import ClipInfo
+    from infvsr_bench.contracts import ClipInfo
 
     method.reset(ClipInfo("c", 21, 16, 24, 25.0))
     out = [method.process(np.zeros((21, 16, 24, 3), np.uint8)), method.flush()]

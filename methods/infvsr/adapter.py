@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from infvsr_bench.contracts import Method
 from infvsr_bench.devices import DTYPES, resolve_dtype
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.weights import CATALOGUE, WeightsKind, WeightsMissingError, group_dir, locate, resolve
-from methods.base import Method
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, Modules
 from methods.infvsr.checkpoints import FILES, load_official, read_safetensors, resolve_files
 from methods.infvsr.dit import WanDiTConfig
