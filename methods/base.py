@@ -9,7 +9,6 @@ from infvsr_bench.config import from_options
 from infvsr_bench.contracts import Method
 from infvsr_bench.registry import Registry
 
-
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("bicubic", "methods.classical:Bicubic")
 METHODS.register("lanczos", "methods.classical:Lanczos")

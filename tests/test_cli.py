@@ -15,7 +15,7 @@ from conftest import REPO, downscale, real_frames, write_clip
 from skimage import color
 from skimage.metrics import peak_signal_noise_ratio
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from methods import METHODS
 from methods.classical import Bicubic
 

@@ -21,7 +21,7 @@ import pytest
 from av.video.reformatter import Interpolation, VideoReformatter
 from conftest import downscale, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.transcode import SCORE_THROUGH, TranscodeStream
 from infvsr_bench.metrics import build_metric

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import clips_folder
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult

@@ -127,7 +127,7 @@ def _config_metric(column: str, *overrides: str):
     """The metric a user gets from ``metrics=[<column>]`` (Hydra composition of conf/metrics/<column>.yaml)."""
     from omegaconf import OmegaConf
 
-    from infvsr_bench.cli import compose
+    from infvsr_bench.app.cli import compose
 
     node = compose([f"metrics=[{column}]", *overrides])["metrics"][column]
     return build_metric(column, OmegaConf.to_container(node, resolve=True))

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import clips_folder, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric

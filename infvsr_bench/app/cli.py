@@ -36,8 +36,9 @@ Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 
 def conf_dir() -> Path:
     """The Hydra config folder: inside the installed package, or conf/ of a source checkout."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if (packaged / "config.yaml").exists() else Path(__file__).resolve().parents[1] / "conf"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if (packaged / "config.yaml").exists() else package.parent / "conf"
 
 
 def group_options(group: str) -> list[str]:
@@ -260,7 +261,7 @@ def cmd_run(overrides: list[str]) -> int:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def task(cfg) -> None:
-        from infvsr_bench.launch import run_job
+        from infvsr_bench.app.launch import run_job
 
         status["code"] = max(status["code"], run_job(cfg, launching_pid))
 
