@@ -187,6 +187,28 @@ def test_unknown_names_give_one_line(args, message):
     assert lines[0].startswith(message or "error: unknown command 'runn'; did you mean 'run'?")
 
 
+def test_train_calls_the_trainer_registered_for_the_recipes_architecture(tmp_path, monkeypatch, capsys):
+    """The CLI names no method: `train smoke` finds infvsr-tiny through the recipe's base (infvsr_tiny.yaml)
+    and calls what methods.trainers registers for it; an override of the architecture picks another."""
+    from infvsr_bench.app.cli import conf_dir
+    from methods.trainers import TRAINERS
+
+    calls = []
+
+    def trainer(folder, name, overrides):
+        calls.append((folder, name, overrides))
+        return tmp_path / name
+
+    monkeypatch.setattr(TRAINERS, "_entries", {"infvsr-tiny": trainer, "other": trainer})
+    assert main(["train", "smoke", "seed=3"]) == 0
+    assert main(["train", "infvsr_tiny", "architecture=other"]) == 0
+    assert calls == [(conf_dir() / "train", "smoke", ["seed=3"]),
+                     (conf_dir() / "train", "infvsr_tiny", ["architecture=other"])]
+    assert capsys.readouterr().out.splitlines() == [f"trained: {tmp_path / 'smoke'}", f"trained: {tmp_path / 'infvsr_tiny'}"]
+    assert main(["train", "smoke", "architecture=othr"]) == 2
+    assert capsys.readouterr().err == "error: unknown architecture 'othr'; did you mean 'other'?\n"
+
+
 def test_unwritable_output_dir_gives_one_line(tmp_path, folder_dataset):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

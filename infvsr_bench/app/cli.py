@@ -345,16 +345,21 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_train(args: list[str]) -> int:
-    """Train from a recipe: train <recipe> [key=value ...] (Hydra overrides of conf/train/<recipe>.yaml)."""
+    """Train from a recipe: train <recipe> [key=value ...] (Hydra overrides of conf/train/<recipe>.yaml),
+    by the trainer registered for the recipe's architecture (methods.trainers)."""
     names, overrides = [a for a in args if "=" not in a], [a for a in args if "=" in a]
     recipes = group_options("train")
     if len(names) != 1:
         raise ConfigError(f"usage: python -m infvsr_bench train <recipe> [key=value ...]; recipes: {', '.join(recipes)}")
     if names[0] not in recipes:
         raise UnknownNameError(f"unknown train recipe {names[0]!r}; {did_you_mean(names[0], recipes)}")
-    from methods.infvsr.training.trainer import load_recipe, train
+    from methods.trainers import TRAINERS
 
-    print(f"trained: {train(load_recipe(conf_dir() / 'train', names[0], overrides))}")
+    architecture = _last(overrides, "architecture") or _config_value("train", names[0], "architecture")
+    if not architecture:
+        raise ConfigError(f"train recipe {names[0]!r} names no architecture; trainable: {', '.join(TRAINERS.names())}")
+    trainer = TRAINERS.get(str(architecture))
+    print(f"trained: {trainer(conf_dir() / 'train', names[0], overrides)}")
     return 0
 
 

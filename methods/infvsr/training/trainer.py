@@ -257,6 +257,11 @@ def _modules(arch: Architecture, tensors: dict[str, torch.Tensor]) -> dict[str, 
     return dict(modules.items())
 
 
+def train_recipe(config_dir: Path, name: str, overrides: list[str]) -> Path:
+    """Compose the recipe and train it: InfVSR's entry in methods.trainers.TRAINERS."""
+    return train(load_recipe(config_dir, name, overrides))
+
+
 def load_recipe(config_dir: Path, name: str, overrides: list[str]) -> TrainConfig:
     """Compose ``<config_dir>/<name>.yaml`` with Hydra overrides into a checked ``TrainConfig``."""
     from hydra import compose, initialize_config_dir
