@@ -1,5 +1,6 @@
 """The import layers hold: core (``infvsr_bench``) at the bottom, ``methods`` and ``vsr_datasets`` on it
-and blind to each other, the application (``infvsr_bench.app``, ``__main__``) alone on top.
+and blind to each other, the application (``infvsr_bench.app``, ``__main__``) alone on top. Above the
+core, metrics are reached through their public modules only, never one metric's own module.
 
 Every import of every module counts, function-local ones too, and so does a registry's lazy
 ``"package.module:attr"`` target (it is an import that runs later).
@@ -19,6 +20,9 @@ LAZY_TARGET = re.compile(r"((?:infvsr_bench|methods|vsr_datasets)(?:\.\w+)*):\w+
 # What each layer may import besides itself (the two middle packages are separate rooms).
 ALLOWED = {"core": {"core"}, "methods": {"core", "methods"}, "vsr_datasets": {"core", "vsr_datasets"},
            "app": {"core", "methods", "vsr_datasets", "app"}}
+# What of infvsr_bench.metrics the layers above the core may import: the catalogue, the contract and the
+# networks metrics are built on.
+PUBLIC_METRICS = {"infvsr_bench.metrics", "infvsr_bench.metrics.base", "infvsr_bench.metrics.networks"}
 
 
 def layer(module: str) -> str:
@@ -71,6 +75,8 @@ def violations(sources: Mapping[str, tuple[str, str]]) -> list[str]:
                 continue
             if layer(target) not in ALLOWED[layer(module)]:
                 found.append(f"{path}:{line}: {module} ({layer(module)}) imports {target} ({layer(target)})")
+            elif layer(module) != "core" and target.startswith("infvsr_bench.metrics.") and target not in PUBLIC_METRICS:
+                found.append(f"{path}:{line}: {module} ({layer(module)}) imports {target} (a metric's own module)")
     return found
 
 
@@ -91,7 +97,9 @@ def test_every_kind_of_bad_import_is_named():
         "infvsr_bench.__main__": ("infvsr_bench/__main__.py", "from infvsr_bench.app.cli import main\n"),
         "methods": ("methods/__init__.py", "from infvsr_bench import app\n"),
         "methods.base": ("methods/base.py", "from infvsr_bench.contracts import Method\nfrom . import classical\n"),
-        "methods.classical": ("methods/classical.py", "from vsr_datasets.sources import build_source\n"),
+        "methods.classical": ("methods/classical.py", "from vsr_datasets.sources import build_source\n"
+                              "from infvsr_bench.metrics.networks import build_lpips\n"
+                              "from infvsr_bench.metrics.teco import build_lpips\n"),
         "vsr_datasets": ("vsr_datasets/__init__.py", ""),
         "vsr_datasets.sources": ("vsr_datasets/sources.py", "if True:\n    import methods.base as b\n"),
     }
@@ -102,5 +110,6 @@ def test_every_kind_of_bad_import_is_named():
         "infvsr_bench/runner.py:4: infvsr_bench.runner (core) imports methods.base (methods)",
         "methods/__init__.py:1: methods (methods) imports infvsr_bench.app (app)",
         "methods/classical.py:1: methods.classical (methods) imports vsr_datasets.sources (vsr_datasets)",
+        "methods/classical.py:3: methods.classical (methods) imports infvsr_bench.metrics.teco (a metric's own module)",
         "vsr_datasets/sources.py:2: vsr_datasets.sources (vsr_datasets) imports methods.base (methods)",
     ]
