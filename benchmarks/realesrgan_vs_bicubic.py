@@ -26,7 +26,7 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from infvsr_bench.cli import compose, main
+from infvsr_bench.app.cli import compose, main
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.run_record import read_run_record, read_table
 

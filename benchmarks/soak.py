@@ -2,7 +2,7 @@
 offline, the process's resident memory (VmRSS) read every 1,000 frames.
 
 Acceptance: after warm-up (the first sample, at 1,000 frames) memory is flat: every sample of the second half
-is within 10% of the first. The run goes through the real command (`infvsr_bench.cli.main`, in this process,
+is within 10% of the first. The run goes through the real command (`infvsr_bench.app.cli.main`, in this process,
 pipelined as by default); the only addition is a hook on bicubic's `process` that counts frames and reads
 VmRSS at each multiple of ``--every``. A metric whose pretrained files are absent is left out and listed.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from rss_vs_length import write_pan_clip
 
-from infvsr_bench.cli import compose, group_options
-from infvsr_bench.cli import main as cli_main
+from infvsr_bench.app.cli import compose, group_options
+from infvsr_bench.app.cli import main as cli_main
 from infvsr_bench.errors import InfvsrError
 from infvsr_bench.memory import current_rss_mib
 from infvsr_bench.metrics import build_metric

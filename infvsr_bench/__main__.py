@@ -2,6 +2,6 @@
 
 import sys
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 
 sys.exit(main())

@@ -40,14 +40,14 @@ from typing import Any, Iterator
 import pandas as pd
 
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.io.atomic import HOST, write_bytes, write_json
+from infvsr_bench.io.atomic import HOST
 from infvsr_bench.leases import Lease, describe, is_stale, read_holder
 from infvsr_bench.run_record import (CLIP_FILE, FORMAT_VERSION, RunKey, RunRecord, RunStatus, identity_differences,
                                      read_clip_row, read_run_record, read_table, stored_run_record, write_clip_row,
                                      write_run_record, write_table)
 
 __all__ = ["MergeSummary", "RunStore", "check_writable", "clip_folder_name", "environment", "git_state",
-           "write_bytes", "write_json", "write_table"]  # the writers: io.atomic's and run_record's, named here too
+           "write_table"]  # run_record's table writer, named here too
 
 log = logging.getLogger("infvsr_bench")
 RECORDED_PACKAGES = (

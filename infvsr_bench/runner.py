@@ -1,6 +1,7 @@
 """The clip loop: stream LR chunks through a method, SR + GT chunks into metrics, record results.
 
-The runner is the only place that knows methods, data and metrics together. It times the method
+The runner is the only place that knows methods, data and metrics together, through their contracts
+(infvsr_bench/contracts.py): the application hands it built ones. It times the method
 alone, validates every output chunk, aligns outputs with GT by frame index, and turns a problem
 with one clip into a failed row (with the reason) while the run goes on with the other clips.
 
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from infvsr_bench.contracts import ClipEntry, ClipInfo, Method, Metric
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video, unmatched_frame
@@ -31,12 +33,9 @@ from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
 from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
 from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
-from infvsr_bench.metrics import Metric
 from infvsr_bench.pipeline import Stages
 from infvsr_bench.progress import progress_bar
 from infvsr_bench.results import RunStore, clip_folder_name
-from methods.base import ClipInfo, Method
-from vsr_datasets.benchmark import ClipEntry
 
 log = logging.getLogger("infvsr_bench")
 

@@ -1,5 +1,6 @@
-"""Method adapters behind one streaming contract, looked up by registered name."""
+"""Method adapters behind one streaming contract (infvsr_bench.contracts), looked up by registered name."""
 
-from methods.base import METHODS, ClipInfo, Method, build_method
+from infvsr_bench.contracts import ClipInfo, Method
+from methods.base import METHODS, build_method
 
 __all__ = ["METHODS", "ClipInfo", "Method", "build_method"]

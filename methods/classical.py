@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from methods.base import Method
+from infvsr_bench.contracts import Method
 
 
 @dataclasses.dataclass

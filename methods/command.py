@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from infvsr_bench.contracts import ClipInfo, Method
 from infvsr_bench.errors import ClipError, ConfigError, VideoReadError
 from infvsr_bench.io.readers import (
     IMAGE_SUFFIXES,
@@ -68,7 +69,6 @@ from infvsr_bench.io.readers import (
 from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
 from infvsr_bench.results import clip_folder_name
 from infvsr_bench.weights import WeightsKind
-from methods.base import ClipInfo, Method
 from methods.chunk_layout import ChunkRule
 
 log = logging.getLogger("infvsr_bench")

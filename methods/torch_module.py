@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from infvsr_bench.checksums import sha256_file
+from infvsr_bench.contracts import ClipInfo, Method
 from infvsr_bench.devices import check_dtype, resolve_dtype
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.registry import did_you_mean
 from infvsr_bench.weights import WeightsKind, load_tensors
 from infvsr_bench.weights_kind import check_weights_choice
-from methods.base import ClipInfo, Method
 
 # What a user may say about their weights, a label only (auto: pretrained with a checkpoint, random without).
 WEIGHTS_CHOICES = ("auto", "pretrained", "tiny", "random")

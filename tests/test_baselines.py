@@ -15,7 +15,7 @@ import torch
 from conftest import downscale, real_frames
 from PIL import Image
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.weights import WeightsFileError
 from methods import METHODS, ClipInfo, Method, build_method

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from conftest import downscale, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from methods import METHODS
 from methods.classical import Bicubic
 

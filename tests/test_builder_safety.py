@@ -9,7 +9,7 @@ import pytest
 from conftest import real_frames, write_clip
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import compose, main
+from infvsr_bench.app.cli import compose, main
 from infvsr_bench.errors import ConfigError
 from vsr_datasets.benchmark import load_dataset
 from vsr_datasets.builder import verify_benchmark

@@ -12,15 +12,16 @@ import pytest
 from conftest import downscale, real_frames, write_clip
 from test_infvsr_scene_plan import official_plan
 
+from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.media.sources import build_source
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.runner import run_clip
 from methods import ClipInfo, build_method
 from methods.chunk_layout import ChunkRule
 from methods.classical import Bicubic
-from vsr_datasets.benchmark import ClipEntry, load_dataset
-from vsr_datasets.sources import build_source
+from vsr_datasets.benchmark import load_dataset
 
 
 @pytest.mark.parametrize("n", [1, 9, 10, 21, 40, 100])

@@ -15,7 +15,7 @@ from conftest import REPO, downscale, real_frames, write_clip
 from skimage import color
 from skimage.metrics import peak_signal_noise_ratio
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from methods import METHODS
 from methods.classical import Bicubic
 
@@ -187,6 +187,28 @@ def test_unknown_names_give_one_line(args, message):
     assert lines[0].startswith(message or "error: unknown command 'runn'; did you mean 'run'?")
 
 
+def test_train_calls_the_trainer_registered_for_the_recipes_architecture(tmp_path, monkeypatch, capsys):
+    """The CLI names no method: `train smoke` finds infvsr-tiny through the recipe's base (infvsr_tiny.yaml)
+    and calls what methods.trainers registers for it; an override of the architecture picks another."""
+    from infvsr_bench.app.cli import conf_dir
+    from methods.trainers import TRAINERS
+
+    calls = []
+
+    def trainer(folder, name, overrides):
+        calls.append((folder, name, overrides))
+        return tmp_path / name
+
+    monkeypatch.setattr(TRAINERS, "_entries", {"infvsr-tiny": trainer, "other": trainer})
+    assert main(["train", "smoke", "seed=3"]) == 0
+    assert main(["train", "infvsr_tiny", "architecture=other"]) == 0
+    assert calls == [(conf_dir() / "train", "smoke", ["seed=3"]),
+                     (conf_dir() / "train", "infvsr_tiny", ["architecture=other"])]
+    assert capsys.readouterr().out.splitlines() == [f"trained: {tmp_path / 'smoke'}", f"trained: {tmp_path / 'infvsr_tiny'}"]
+    assert main(["train", "smoke", "architecture=othr"]) == 2
+    assert capsys.readouterr().err == "error: unknown architecture 'othr'; did you mean 'other'?\n"
+
+
 def test_unwritable_output_dir_gives_one_line(tmp_path, folder_dataset):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
@@ -207,7 +229,7 @@ def test_preflight_checks_the_files_a_method_declares_with_no_method_named_in_th
     locates them before Hydra starts, for any method: a toy one here, and no method is named in the preflight."""
     import inspect
 
-    from infvsr_bench import cli
+    from infvsr_bench.app import cli
     from infvsr_bench.weights import WeightFile, WeightsMissingError
     from methods.base import REQUIRED_WEIGHTS
 
@@ -226,7 +248,7 @@ def test_preflight_checks_the_files_a_method_declares_with_no_method_named_in_th
 
 def test_preflight_imports_no_torch(tmp_path):
     """The weights preflight answers before torch loads: a missing InfVSR file is reported in well under a second."""
-    code = ("import sys; from infvsr_bench.cli import check_overrides\n"
+    code = ("import sys; from infvsr_bench.app.cli import check_overrides\n"
             f"check_overrides(['method=infvsr', 'output_root={tmp_path / 'runs'}'])\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)

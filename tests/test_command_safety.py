@@ -18,7 +18,7 @@ import pytest
 from conftest import downscale, real_frames, write_clip
 from test_external_tools import lr_clip, run
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ClipError
 from infvsr_bench.results import clip_folder_name
 from methods import ClipInfo, build_method

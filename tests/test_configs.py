@@ -13,7 +13,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import check_option_keys, compose, conf_dir, group_options
+from infvsr_bench.app.cli import check_option_keys, compose, conf_dir, group_options
 from infvsr_bench.config import from_options
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics import METRICS, build_metric

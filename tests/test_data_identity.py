@@ -11,7 +11,7 @@ import pytest
 from conftest import downscale, real_frames, write_clip
 from PIL import Image
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.run_record import read_run_record

@@ -9,7 +9,7 @@ import pytest
 from conftest import real_frames, write_clip
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import compose, conf_dir
+from infvsr_bench.app.cli import compose, conf_dir
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
 from vsr_datasets.benchmark import load_dataset

@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 from skimage import data
 
 from infvsr_bench.errors import ConfigError
-from vsr_datasets.degradations import build_degradation
+from infvsr_bench.media.degradations import build_degradation
 
 GT = data.astronaut()[:192, :192]  # real photo content, divisible by 2, 3 and 4
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from infvsr_bench import cli
+from infvsr_bench.app import cli
 from infvsr_bench.metrics import METRICS, build_metric
 from methods import METHODS
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from methods import METHODS
 from methods.classical import Bicubic
 

@@ -21,7 +21,7 @@ import pytest
 from conftest import real_frames
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import compose, main
+from infvsr_bench.app.cli import compose, main
 from infvsr_bench.errors import ClipError, ConfigError
 from methods import ClipInfo, build_method
 

@@ -193,7 +193,7 @@ def test_run_command_with_infvsr(weights_folder, tmp_path):
     import pandas as pd
     from conftest import downscale, real_frames, write_clip
 
-    from infvsr_bench.cli import main
+    from infvsr_bench.app.cli import main
 
     gt = real_frames(14, (64, 96))
     write_clip(tmp_path / "data" / "GT" / "clip.mkv", gt)

@@ -13,7 +13,7 @@ import torch
 import yaml
 from conftest import INFVSR_REFERENCE
 
-from infvsr_bench.cli import conf_dir, main
+from infvsr_bench.app.cli import conf_dir, main
 from infvsr_bench.errors import ConfigError
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, count_parameters
 from methods.infvsr.pipeline import InfVSRPipeline

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from conftest import downscale, real_frames, write_clip
 
+from infvsr_bench.app.cli import main
 from infvsr_bench.checksums import sha256_file
-from infvsr_bench.cli import main
 from infvsr_bench.errors import InfvsrError
 from methods import build_method
 
@@ -88,7 +88,7 @@ def test_without_official_files_infvsr_runs_the_tiny_model_with_one_notice(tmp_p
     info = method.info()  # weights "tiny": reports label the run infvsr-tiny, never as the paper model
     assert method.weights == "tiny" and info["weights"] == "tiny" and info["architecture"] == "infvsr-tiny"
     assert info["weights_sha256"] == {"infvsr_tiny.safetensors": sha256_file(TINY_DIR / "infvsr_tiny.safetensors")}
-    from methods.base import ClipInfo
+    from infvsr_bench.contracts import ClipInfo
 
     method.reset(ClipInfo("c", 21, 16, 24, 25.0))
     out = [method.process(np.zeros((21, 16, 24, 3), np.uint8)), method.flush()]
@@ -100,7 +100,7 @@ def test_without_official_files_infvsr_runs_the_tiny_model_with_one_notice(tmp_p
 
 
 def test_cli_preflight_accepts_the_tiny_fallback_and_demands_official_files_when_asked(tmp_path, capsys):
-    from infvsr_bench.cli import check_overrides
+    from infvsr_bench.app.cli import check_overrides
 
     folder = f"method.weights_dir={tmp_path}"
     check_overrides(["method=infvsr", folder, f"output_root={tmp_path / 'runs'}"])  # tiny ships: no error

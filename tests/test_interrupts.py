@@ -24,7 +24,7 @@ from conftest import REPO, clips_folder
 from test_baselines import _alive
 from test_builder_safety import _tiny
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.leases import HOST
 from infvsr_bench.report.merge import Run
 from infvsr_bench.run_record import read_run_record

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from infvsr_bench.cli import compose, main
+from infvsr_bench.app.cli import compose, main
 from infvsr_bench.errors import ConfigError
 from vsr_datasets.builder import build_benchmark, verify_benchmark
 

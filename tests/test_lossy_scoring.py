@@ -21,12 +21,12 @@ import pytest
 from av.video.reformatter import Interpolation, VideoReformatter
 from conftest import downscale, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
+from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.transcode import SCORE_THROUGH, TranscodeStream
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.runner import run_clip
 from methods import build_method
-from vsr_datasets.benchmark import ClipEntry
 
 Q7 = SCORE_THROUGH.get("x264_yuv420p_q7")
 EXACT = Interpolation.ACCURATE_RND | Interpolation.BITEXACT

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from conftest import clips_folder
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
+from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.pipeline import Stages
@@ -22,7 +23,6 @@ from infvsr_bench.results import RunStore
 from infvsr_bench.runner import run_all
 from methods import METHODS
 from methods.classical import Bicubic, ClassicalConfig
-from vsr_datasets.benchmark import ClipEntry
 
 # Columns that measure this machine at this moment (wall time, memory), not the results.
 MEASURED = ("method_seconds", "method_fps", "method_peak_rss_mib", "method_peak_cuda_mib", "metrics_peak_rss_mib",

@@ -127,7 +127,7 @@ def _config_metric(column: str, *overrides: str):
     """The metric a user gets from ``metrics=[<column>]`` (Hydra composition of conf/metrics/<column>.yaml)."""
     from omegaconf import OmegaConf
 
-    from infvsr_bench.cli import compose
+    from infvsr_bench.app.cli import compose
 
     node = compose([f"metrics=[{column}]", *overrides])["metrics"][column]
     return build_metric(column, OmegaConf.to_container(node, resolve=True))
@@ -936,9 +936,9 @@ def test_runner_tells_metrics_the_clip_length_before_the_frames(tmp_path, fake_d
     """run_clip calls begin_clip(frames to be scored) after reset, so DOVER's official views cover the clip."""
     from conftest import downscale, write_clip
 
+    from infvsr_bench.contracts import ClipEntry
     from infvsr_bench.runner import run_clip
     from methods import build_method
-    from vsr_datasets.benchmark import ClipEntry
 
     gt = real_frames(60, (64, 96), seed=7)
     clip = ClipEntry("c", write_clip(tmp_path / "lr.mkv", downscale(gt)), write_clip(tmp_path / "gt.mkv", gt))

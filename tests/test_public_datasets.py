@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ConfigError
 from vsr_datasets.benchmark import load_dataset
 from vsr_datasets.public import PUBLIC_SETS

@@ -21,7 +21,7 @@ import tomllib
 from conftest import REPO
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from infvsr_bench.cli import compose, group_options
+from infvsr_bench.app.cli import compose, group_options
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RUN_ELSEWHERE = {REPO / "docs" / "extending.md"}  # tests/test_docs_examples.py runs its commands
@@ -85,7 +85,7 @@ def check_build(args: list[str]) -> None:
 
 
 def check_train(args: list[str]) -> None:
-    from infvsr_bench.cli import conf_dir
+    from infvsr_bench.app.cli import conf_dir
     from methods.infvsr.training.trainer import load_recipe
 
     names = [a for a in args if "=" not in a]

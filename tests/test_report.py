@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_latex, to_markdown
 from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import clips_folder
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_csv, to_markdown
 from infvsr_bench.run_record import write_table

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from test_report import BROWSERS, _Dom, make_run
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.run_record import RunRecord, read_run_record, write_run_record
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, clips_folder
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.results import RunStore, clip_folder_name
 from infvsr_bench.report.merge import load_runs
@@ -27,8 +27,8 @@ from infvsr_bench.run_record import (FORMAT_VERSION, DatasetRecord, RunKey, RunR
 # A ``run`` that waits, once its run identity is known, until the test releases every racer at once.
 RACER = """
 import os, pathlib, sys, time
-import infvsr_bench.job as job
-from infvsr_bench.cli import main
+import infvsr_bench.app.job as job
+from infvsr_bench.app.cli import main
 barrier = pathlib.Path(sys.argv[1])
 identity = job.run_identity
 

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import torch
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 
 
 def _run(folder_dataset_root, out, *extra):

@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 from conftest import clips_folder, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
+from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric
 from infvsr_bench.results import RunStore, clip_folder_name
 from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, read_run_record
 from infvsr_bench.runner import run_all
 from methods.classical import Bicubic, ClassicalConfig
-from vsr_datasets.benchmark import ClipEntry
 
 
 def run_cli(*args: str) -> int:

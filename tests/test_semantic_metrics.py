@@ -466,7 +466,7 @@ def test_clip_precision_is_vbench_by_device(monkeypatch):
     assert semantic.clip_precision("float32", torch.device("cuda")) == "float32"
     from omegaconf import OmegaConf
 
-    from infvsr_bench.cli import compose
+    from infvsr_bench.app.cli import compose
 
     options = OmegaConf.to_container(compose(["metrics=[background_consistency]"])["metrics"]["background_consistency"])
     assert options["precision"] == "vbench"  # the protocol default a user gets

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, downscale, real_frames, write_clip
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.config import ShardConfig
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.leases import HOST, Lease, LeaseLost
@@ -68,7 +68,7 @@ def test_each_launcher_worker_gets_a_gpu_modulo_the_visible_ones():
 def test_slurm_launcher_config_composes_with_one_gpu_per_shard():
     from hydra import compose, initialize_config_dir
 
-    from infvsr_bench.cli import conf_dir
+    from infvsr_bench.app.cli import conf_dir
     from infvsr_bench.config import register_schemas
 
     register_schemas()
@@ -359,8 +359,8 @@ def test_a_shard_killed_mid_clip_and_launched_again_completes_without_duplicates
 
 WORKER = """
 import pathlib, sys, time
-import infvsr_bench.job  # the heavy imports, before the go signal
-from infvsr_bench.cli import main
+import infvsr_bench.app.job  # the heavy imports, before the go signal
+from infvsr_bench.app.cli import main
 go = pathlib.Path(sys.argv[1])
 while not go.exists():
     time.sleep(0.005)

@@ -13,8 +13,8 @@ import pytest
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.writers import LosslessVideoWriter
-from vsr_datasets import sources
-from vsr_datasets.sources import build_source, load_photo
+from infvsr_bench.media import sources
+from infvsr_bench.media.sources import build_source, load_photo
 
 PHOTOS = {"type": "animated_photos", "photos": ["astronaut", "coffee", "chelsea"], "frames": 30, "size": [48, 64], "shot_frames": [6, 12]}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import clips_folder
 
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard
 

@@ -1,4 +1,4 @@
-"""Datasets as the runner sees them: a list of clips (LR path, optional GT path) plus a convention.
+"""Dataset kinds: each loads to a ``Dataset`` (infvsr_bench.contracts): its clips (LR path, optional GT path).
 
 Kinds are registered: ``generated`` benchmarks build themselves on first use from a recipe held in
 the config (data, not code); ``folder`` reads a user tree ``root/LR/<clip>`` + ``root/GT/<clip>``.
@@ -12,28 +12,10 @@ from typing import Any, Mapping
 
 from infvsr_bench.checksums import content_digest
 from infvsr_bench.config import from_options
+from infvsr_bench.contracts import ClipEntry, Dataset
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, frame_files, is_hidden
 from infvsr_bench.registry import Registry
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipEntry:
-    """One clip of a dataset: where its LR (input) and GT (reference, optional) frames live."""
-
-    name: str
-    lr: Path
-    gt: Path | None
-    cuts: tuple[int, ...] | None = None  # frames that start a new shot, when the dataset knows them
-
-
-@dataclasses.dataclass
-class Dataset:
-    name: str
-    root: Path
-    scale: int
-    clips: list[ClipEntry]
-    record: dict[str, Any]  # what the run record keeps about the data (manifest hash, kind, ...)
 
 
 @dataclasses.dataclass

@@ -119,8 +119,8 @@ def folder_clips(folder: str = "", frames: int = 3000, size: list | None = None,
 
 def build_clip(clip: dict[str, Any], recipe: dict[str, Any], out: Path) -> dict[str, Any]:
     """Write one clip's GT and LR under ``out/<name>/`` and return its manifest entry."""
-    from vsr_datasets.degradations import build_degradation
-    from vsr_datasets.sources import build_source
+    from infvsr_bench.media.degradations import build_degradation
+    from infvsr_bench.media.sources import build_source
 
     name = clip["name"]
     seed = clip_seed(int(recipe["seed"]), name)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from infvsr_bench.contracts import ClipEntry, Dataset
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.registry import Registry
-from vsr_datasets.benchmark import ClipEntry, Dataset, clip_items, data_record
+from vsr_datasets.benchmark import clip_items, data_record
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from infvsr_bench.contracts import Method
 from infvsr_bench.devices import check_dtype, resolve_dtype
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.weights import WeightsKind, group_dir, resolve_weights
 from infvsr_bench.weights_kind import check_weights_choice
-from methods.base import Method
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, Modules
 from methods.infvsr.checkpoints import load_official, read_safetensors
 from methods.infvsr.dit import WanDiTConfig

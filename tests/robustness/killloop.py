@@ -78,7 +78,7 @@ def hook(event, event_args):
     elif inside(event_args[1]):
         log.write(f"rename {inside(event_args[1])}\\n"); log.flush()
 sys.addaudithook(hook)
-from infvsr_bench.cli import main
+from infvsr_bench.app.cli import main
 sys.exit(main(args))
 """
 

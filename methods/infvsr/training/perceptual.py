@@ -27,7 +27,7 @@ class LpipsAlex(nn.Module):
 
     def __init__(self, folder: str | None) -> None:
         super().__init__()
-        from infvsr_bench.metrics.teco import build_lpips
+        from infvsr_bench.metrics.networks import build_lpips
 
         self.net, _, _ = build_lpips(folder=folder)
 
@@ -42,7 +42,7 @@ class Lite0Distance(nn.Module):
 
     def __init__(self, folder: str | None) -> None:
         super().__init__()
-        from infvsr_bench.metrics.features import build_lite0
+        from infvsr_bench.metrics.networks import build_lite0
 
         self.net = build_lite0("auto", folder, False, "float32").net
 

@@ -23,8 +23,8 @@ import torch
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.io.atomic import write_bytes, write_json
 from infvsr_bench.progress import progress_bar
-from infvsr_bench.results import write_bytes, write_json
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, count_parameters
 from methods.infvsr.training.checkpoint import (latest_checkpoint, load_checkpoint, read_safetensors, save_checkpoint,
                                                 write_safetensors)
@@ -255,6 +255,11 @@ def _modules(arch: Architecture, tensors: dict[str, torch.Tensor]) -> dict[str, 
     modules = arch.build("meta", seed=None)
     modules.load_state_dict(tensors)
     return dict(modules.items())
+
+
+def train_recipe(config_dir: Path, name: str, overrides: list[str]) -> Path:
+    """Compose the recipe and train it: InfVSR's entry in methods.trainers.TRAINERS."""
+    return train(load_recipe(config_dir, name, overrides))
 
 
 def load_recipe(config_dir: Path, name: str, overrides: list[str]) -> TrainConfig:

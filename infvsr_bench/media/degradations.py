@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from infvsr_bench.errors import ConfigError
+from infvsr_bench.media.sources import check_recorded, spec_type, split_spec
 from infvsr_bench.registry import Registry
-from vsr_datasets.sources import check_recorded, spec_type, split_spec
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from infvsr_bench import shards
 from infvsr_bench.config import ShardConfig, check_run_options, from_options
+from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.atomic import HOST
@@ -25,7 +26,7 @@ from infvsr_bench.results import RunStore, environment
 from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, run_identity
 from infvsr_bench.runner import MemoryAccounts, run_all
 from methods.base import build_method
-from vsr_datasets.benchmark import ClipEntry, load_dataset
+from vsr_datasets.benchmark import load_dataset
 
 log = logging.getLogger("infvsr_bench")
 

@@ -23,7 +23,7 @@ class JobFailed(CompactHydraException):
 
 def run_job(cfg: DictConfig, launching_pid: int) -> int:
     """Execute one job; 0 when all its clips are ok, 1 with failed clips, 2 on an error (one line)."""
-    from infvsr_bench.job import execute
+    from infvsr_bench.app.job import execute
 
     in_worker = os.getpid() != launching_pid
     if in_worker:

@@ -23,7 +23,7 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.registry import Registry, did_you_mean
 
-# --- spec handling shared with vsr_datasets.degradations -------------------------------------
+# --- spec handling shared with infvsr_bench.media.degradations -------------------------------
 
 
 def spec_type(kind: str, spec: Mapping[str, Any]) -> str:

@@ -36,8 +36,9 @@ Hydra options work after 'run': --cfg job, -m (multirun), hydra.verbose=true.
 
 def conf_dir() -> Path:
     """The Hydra config folder: inside the installed package, or conf/ of a source checkout."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if (packaged / "config.yaml").exists() else Path(__file__).resolve().parents[1] / "conf"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if (packaged / "config.yaml").exists() else package.parent / "conf"
 
 
 def group_options(group: str) -> list[str]:
@@ -251,7 +252,7 @@ def cmd_run(overrides: list[str]) -> int:
 
     @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
     def task(cfg) -> None:
-        from infvsr_bench.launch import run_job
+        from infvsr_bench.app.launch import run_job
 
         status["code"] = max(status["code"], run_job(cfg, launching_pid))
 
@@ -335,16 +336,21 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_train(args: list[str]) -> int:
-    """Train from a recipe: train <recipe> [key=value ...] (Hydra overrides of conf/train/<recipe>.yaml)."""
+    """Train from a recipe: train <recipe> [key=value ...] (Hydra overrides of conf/train/<recipe>.yaml),
+    by the trainer registered for the recipe's architecture (methods.trainers)."""
     names, overrides = [a for a in args if "=" not in a], [a for a in args if "=" in a]
     recipes = group_options("train")
     if len(names) != 1:
         raise ConfigError(f"usage: python -m infvsr_bench train <recipe> [key=value ...]; recipes: {', '.join(recipes)}")
     if names[0] not in recipes:
         raise UnknownNameError(f"unknown train recipe {names[0]!r}; {did_you_mean(names[0], recipes)}")
-    from methods.infvsr.training.trainer import load_recipe, train
+    from methods.trainers import TRAINERS
 
-    print(f"trained: {train(load_recipe(conf_dir() / 'train', names[0], overrides))}")
+    architecture = _last(overrides, "architecture") or _config_value("train", names[0], "architecture")
+    if not architecture:
+        raise ConfigError(f"train recipe {names[0]!r} names no architecture; trainable: {', '.join(TRAINERS.names())}")
+    trainer = TRAINERS.get(str(architecture))
+    print(f"trained: {trainer(conf_dir() / 'train', names[0], overrides)}")
     return 0
 
 
