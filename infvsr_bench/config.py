@@ -124,9 +124,25 @@ def check_run_options(options: Mapping[str, Any]) -> None:
 
 
 def register_schemas() -> None:
+    """The run schema, and each metric's Settings defaults as ``metric_settings/<metric>``: a metric config
+    starts from them (``defaults: [/metric_settings/<metric>@_here_, _self_]``) and states only what differs."""
     from hydra.core.config_store import ConfigStore  # only the CLI needs Hydra
 
-    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    from infvsr_bench.metrics import METRICS
+
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunConfig)
+    for name in METRICS.names():
+        store.store(group="metric_settings", name=name, node=field_defaults(METRICS.get(name).Settings))
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """The dataclass ``cls``'s field defaults as config data (tuples as lists), before any __post_init__."""
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    return {f.name: plain(f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+            for f in dataclasses.fields(cls)}
 
 
 def from_options(cls: type, options: Mapping[str, Any], what: str) -> Any:

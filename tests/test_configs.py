@@ -188,12 +188,11 @@ def test_every_metric_config_builds_with_its_settings(column):
 VARIANTS = {
     "ewarp_evalcrafter": ("ewarp", {"metric": "ewarp",
                                     "flow_options": {"weights": "C_T_V1", "iters": 20, "input": "evalcrafter_div255"}}),
-    "dover_windows": ("dover", {"metric": "dover", "sampling": "windows", "window": 128}),
+    "dover_windows": ("dover", {"metric": "dover", "sampling": "windows"}),
     "psnr_rgb": ("psnr", {"metric": "psnr", "channel": "rgb"}),
     "ssim_rgb": ("ssim", {"metric": "ssim", "channel": "rgb"}),
     "psnr_dove_y": ("psnr_dove", {"protocol": "dove_y"}),
     "ssim_dove_y": ("ssim_dove", {"protocol": "dove_y"}),
-    "niqe": ("niqe_basicsr", {"color_space": "yiq", "device": "auto", "batch_size": 4, "allow_download": False}),
     "semantic_drift_clip": ("semantic_drift_dino", {}),
     "semantic_offline": ("semantic_drift_dino", {}),
 }
@@ -203,7 +202,8 @@ VARIANTS = {
 def test_metric_variant_is_its_parent_plus_what_differs(variant):
     parent, differs = VARIANTS[variant]
     assert _composed("metrics", variant) == {**_composed("metrics", parent), **differs}
-    assert _bases(f"metrics/{variant}") in ([parent], _bases(f"metrics/{parent}"))  # its parent, or a base both share
+    files = [[b for b in _bases(f"metrics/{c}") if not b.startswith("/")] for c in (variant, parent)]
+    assert files[0] in ([parent], files[1])  # its parent, or a base both share
     child, base = _built(variant), _built(parent)
     if child is None or base is None:
         return  # DOVER without its code: the configs are compared above
@@ -212,6 +212,23 @@ def test_metric_variant_is_its_parent_plus_what_differs(variant):
         assert dataclasses.asdict(child.settings) == dataclasses.asdict(type(base.settings)(**settings))
     else:
         assert dataclasses.asdict(child.settings) == {**dataclasses.asdict(base.settings), **settings}
+
+
+@pytest.mark.parametrize("column", METRIC_CHOICES)
+def test_metric_config_starts_from_its_settings_defaults_and_restates_none(column):
+    """The Settings dataclass holds the defaults (metric_settings/<metric>, infvsr_bench.config.register_schemas);
+    a metric config or the config it starts from includes them, and no config states a default again."""
+    from infvsr_bench.config import field_defaults
+
+    cls = METRICS.get(_composed("metrics", column).get("metric", column))
+    defaults, chain = field_defaults(cls.Settings), [f"metrics/{column}"]
+    while _bases(chain[-1]) and not _bases(chain[-1])[-1].startswith(("/", "_")):
+        chain.append(f"metrics/{_bases(chain[-1])[-1]}")
+    assert not defaults or f"/metric_settings/{cls.name}" in _bases(chain[-1])
+    for config in chain:
+        own = {k: v for k, v in _yaml(config).items() if k in defaults}
+        assert not {k: v for k, v in own.items() if v == defaults[k]}, f"{config} restates a Settings default"
+    assert set(defaults) <= set(_composed("metrics", column))  # every setting shows in the resolved config
 
 
 def test_every_yaml_under_conf_loads():

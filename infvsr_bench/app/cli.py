@@ -183,7 +183,8 @@ def _config_data(group: str, choice: str) -> dict[str, Any]:
 
     path = conf_dir() / group / f"{choice}.yaml"
     data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-    bases = [d.split("@")[0] for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    bases = [d.split("@")[0] for d in data.get("defaults", [])
+             if isinstance(d, str) and d != "_self_" and not d.startswith("/")]  # /metric_settings/...: no file
     merged: dict[str, Any] = {}
     for base in bases:
         merged.update({k: v for k, v in _config_data(group, base).items() if v is not None})
