@@ -128,12 +128,12 @@ def register_schemas() -> None:
     starts from them (``defaults: [/metric_settings/<metric>@_here_, _self_]``) and states only what differs."""
     from hydra.core.config_store import ConfigStore  # only the CLI needs Hydra
 
-    from infvsr_bench.metrics import METRICS
+    from infvsr_bench.metrics import METRIC_SETTINGS  # torch-free modules: the metrics themselves stay unloaded
 
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
-    for name in METRICS.names():
-        store.store(group="metric_settings", name=name, node=field_defaults(METRICS.get(name).Settings))
+    for name in METRIC_SETTINGS.names():
+        store.store(group="metric_settings", name=name, node=field_defaults(METRIC_SETTINGS.get(name)))
 
 
 def field_defaults(cls: type) -> dict[str, Any]:

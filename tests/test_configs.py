@@ -8,6 +8,8 @@ import copy
 import dataclasses
 import functools
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -16,7 +18,7 @@ from omegaconf import OmegaConf
 from infvsr_bench.app.cli import check_option_keys, compose, conf_dir, group_options
 from infvsr_bench.config import from_options
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.metrics import METRICS, build_metric
+from infvsr_bench.metrics import METRIC_SETTINGS, METRICS, build_metric
 from methods import METHODS
 from metric_tester import offline_options
 from vsr_datasets.benchmark import DATASET_KINDS
@@ -217,18 +219,44 @@ def test_metric_variant_is_its_parent_plus_what_differs(variant):
 @pytest.mark.parametrize("column", METRIC_CHOICES)
 def test_metric_config_starts_from_its_settings_defaults_and_restates_none(column):
     """The Settings dataclass holds the defaults (metric_settings/<metric>, infvsr_bench.config.register_schemas);
-    a metric config or the config it starts from includes them, and no config states a default again."""
+    a metric config or a config it starts from includes them, and no config states a default again."""
     from infvsr_bench.config import field_defaults
 
     cls = METRICS.get(_composed("metrics", column).get("metric", column))
     defaults, chain = field_defaults(cls.Settings), [f"metrics/{column}"]
-    while _bases(chain[-1]) and not _bases(chain[-1])[-1].startswith(("/", "_")):
-        chain.append(f"metrics/{_bases(chain[-1])[-1]}")
-    assert not defaults or f"/metric_settings/{cls.name}" in _bases(chain[-1])
+    for config in chain:  # the config and every file it starts from
+        chain += [f"metrics/{b}" for b in _bases(config) if not b.startswith("/")]
+    assert not defaults or any(f"/metric_settings/{cls.name}" in _bases(c) for c in chain)
     for config in chain:
         own = {k: v for k, v in _yaml(config).items() if k in defaults}
         assert not {k: v for k, v in own.items() if v == defaults[k]}, f"{config} restates a Settings default"
     assert set(defaults) <= set(_composed("metrics", column))  # every setting shows in the resolved config
+
+
+def test_metric_settings_registered_are_each_metrics_own():
+    """METRIC_SETTINGS names, without loading the metric, the very Settings class the metric is built with."""
+    assert METRIC_SETTINGS.names() == METRICS.names()
+    for name in METRICS.names():
+        assert METRIC_SETTINGS.get(name) is METRICS.get(name).Settings, name
+
+
+def test_settings_accept_exactly_the_names_their_metric_computes():
+    """The torch-free Settings validate names (pixel protocols and channels) whose meaning lives in the metric."""
+    from infvsr_bench.metrics import pixel
+    from infvsr_bench.metrics.settings import PIXEL_CHANNELS, PIXEL_PROTOCOLS
+
+    assert set(PIXEL_PROTOCOLS) == set(pixel.PROTOCOLS) and set(PIXEL_CHANNELS) == set(pixel.CHANNELS)
+
+
+def test_settings_defaults_register_without_loading_any_metric():
+    """Composing a config registers every metric's Settings defaults; that loads no metric module (torch,
+    pyiqa): ``run --cfg job`` and ``build`` stay well under a second."""
+    code = ("import sys; from infvsr_bench.config import register_schemas; register_schemas(); "
+            "from hydra.core.config_store import ConfigStore; "
+            "print(sorted(ConfigStore.instance().repo['metric_settings']), "
+            "sorted(m for m in ('torch', 'cv2', 'pyiqa', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"{[f'{n}.yaml' for n in METRICS.names()]} []"
 
 
 def test_every_yaml_under_conf_loads():

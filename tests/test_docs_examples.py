@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO
 
 from infvsr_bench.app import cli
-from infvsr_bench.metrics import METRICS, build_metric
+from infvsr_bench.metrics import METRIC_SETTINGS, METRICS, build_metric, register_metric
 from methods import METHODS
 
 PAGE = REPO / "docs" / "extending.md"
@@ -42,7 +42,7 @@ def examples(tmp_path, monkeypatch):
     src, conf = tmp_path / "src", tmp_path / "conf"
     src.mkdir()
     shutil.copytree(cli.conf_dir(), conf)
-    for registry in (METRICS, METHODS):
+    for registry in (METRICS, METRIC_SETTINGS, METHODS):
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     monkeypatch.syspath_prepend(str(src))
     for path, code in files.items():
@@ -52,7 +52,7 @@ def examples(tmp_path, monkeypatch):
             (src / path).write_text(code, encoding="utf-8")
     for path, code in files.items():
         if path in ("infvsr_bench/metrics/__init__.py", "methods/base.py"):
-            exec(code, {"METRICS": METRICS, "METHODS": METHODS})
+            exec(code, {"register_metric": register_metric, "METHODS": METHODS})
     monkeypatch.setattr(cli, "conf_dir", lambda: conf)
     return tmp_path
 

@@ -9,24 +9,39 @@ from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult, PerFrame
 from infvsr_bench.registry import Registry
 
 METRICS: Registry[type[Metric]] = Registry("metric")
-METRICS.register("psnr", "infvsr_bench.metrics.pixel:PSNR")
-METRICS.register("ssim", "infvsr_bench.metrics.pixel:SSIM")
-METRICS.register("ewarp", "infvsr_bench.metrics.warp_error:Ewarp")
-METRICS.register("ewarp_dis", "infvsr_bench.metrics.warp_error:EwarpDIS")
-METRICS.register("tof", "infvsr_bench.metrics.teco:TOF")
-METRICS.register("tlp", "infvsr_bench.metrics.teco:TLP")
-METRICS.register("lpips", "infvsr_bench.metrics.perceptual:LPIPS")
-METRICS.register("dists", "infvsr_bench.metrics.perceptual:DISTS")
-METRICS.register("musiq", "infvsr_bench.metrics.no_reference:MUSIQ")
-METRICS.register("clipiqa", "infvsr_bench.metrics.no_reference:CLIPIQA")
-METRICS.register("niqe", "infvsr_bench.metrics.no_reference:NIQE")
-METRICS.register("niqe_basicsr", "infvsr_bench.metrics.no_reference:NIQEBasicSR")
-METRICS.register("dover", "infvsr_bench.metrics.dover:DOVER")
-METRICS.register("subject_consistency", "infvsr_bench.metrics.semantic:SubjectConsistency")
-METRICS.register("background_consistency", "infvsr_bench.metrics.semantic:BackgroundConsistency")
-METRICS.register("semantic_drift_dino", "infvsr_bench.metrics.semantic:SemanticDriftDino")
-METRICS.register("semantic_drift_clip", "infvsr_bench.metrics.semantic:SemanticDriftClip")
-METRICS.register("semantic_offline", "infvsr_bench.metrics.semantic:SemanticOffline")
+# Each metric's Settings dataclass, from a module that imports no torch (built-ins: metrics/settings.py): the
+# CLI registers their defaults for the configs to start from (infvsr_bench.config.register_schemas).
+METRIC_SETTINGS: Registry[type] = Registry("metric settings")
+
+
+def register_metric(name: str, metric: str, settings: str) -> None:
+    """Register metric ``name``: its class and that class's Settings, each as 'module:Class' (the Settings'
+    module must not import torch)."""
+    METRICS.register(name, metric)
+    METRIC_SETTINGS.register(name, settings)
+
+
+_SETTINGS = "infvsr_bench.metrics.settings"
+register_metric("psnr", "infvsr_bench.metrics.pixel:PSNR", f"{_SETTINGS}:PSNRSettings")
+register_metric("ssim", "infvsr_bench.metrics.pixel:SSIM", f"{_SETTINGS}:PixelSettings")
+register_metric("ewarp", "infvsr_bench.metrics.warp_error:Ewarp", f"{_SETTINGS}:EwarpSettings")
+register_metric("ewarp_dis", "infvsr_bench.metrics.warp_error:EwarpDIS", f"{_SETTINGS}:EwarpDISSettings")
+register_metric("tof", "infvsr_bench.metrics.teco:TOF", f"{_SETTINGS}:TOFSettings")
+register_metric("tlp", "infvsr_bench.metrics.teco:TLP", f"{_SETTINGS}:TLPSettings")
+register_metric("lpips", "infvsr_bench.metrics.perceptual:LPIPS", f"{_SETTINGS}:NoSettings")
+register_metric("dists", "infvsr_bench.metrics.perceptual:DISTS", f"{_SETTINGS}:NoSettings")
+register_metric("musiq", "infvsr_bench.metrics.no_reference:MUSIQ", f"{_SETTINGS}:NoSettings")
+register_metric("clipiqa", "infvsr_bench.metrics.no_reference:CLIPIQA", f"{_SETTINGS}:NoSettings")
+register_metric("niqe", "infvsr_bench.metrics.no_reference:NIQE", f"{_SETTINGS}:NIQESettings")
+register_metric("niqe_basicsr", "infvsr_bench.metrics.no_reference:NIQEBasicSR", f"{_SETTINGS}:NIQEBasicSRSettings")
+register_metric("dover", "infvsr_bench.metrics.dover:DOVER", f"{_SETTINGS}:DoverSettings")
+register_metric("subject_consistency", "infvsr_bench.metrics.semantic:SubjectConsistency",
+                f"{_SETTINGS}:ConsistencySettings")
+register_metric("background_consistency", "infvsr_bench.metrics.semantic:BackgroundConsistency",
+                f"{_SETTINGS}:ClipConsistencySettings")
+register_metric("semantic_drift_dino", "infvsr_bench.metrics.semantic:SemanticDriftDino", f"{_SETTINGS}:DriftSettings")
+register_metric("semantic_drift_clip", "infvsr_bench.metrics.semantic:SemanticDriftClip", f"{_SETTINGS}:DriftSettings")
+register_metric("semantic_offline", "infvsr_bench.metrics.semantic:SemanticOffline", f"{_SETTINGS}:DriftSettings")
 
 
 def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:
@@ -37,4 +52,5 @@ def build_metric(column: str, options: Mapping[str, Any] | None) -> Metric:
     return cls(from_options(cls.Settings, options, f"metric {column!r}"), column=column, **runtime)
 
 
-__all__ = ["METRICS", "Metric", "MetricKind", "MetricResult", "PerFrameMetric", "build_metric"]
+__all__ = ["METRICS", "METRIC_SETTINGS", "Metric", "MetricKind", "MetricResult", "PerFrameMetric", "build_metric",
+           "register_metric"]

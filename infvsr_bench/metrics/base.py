@@ -6,10 +6,12 @@ import dataclasses
 from abc import ABC, abstractmethod
 from enum import Enum
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a table is made: the CLI reads the metric registry before any metric loads
 
 from infvsr_bench.weights_kind import WeightsKind, check_weights_choice
 
@@ -141,6 +143,8 @@ class PerFrameMetric(Metric):
             self._values.append(float(self.score(sr[i], None if gt is None else gt[i])))
 
     def compute(self) -> MetricResult:
+        import pandas as pd
+
         values = np.asarray(self._values, dtype=np.float64)
         frames = pd.DataFrame({"frame": np.asarray(self._frames, dtype=np.int64), self.column: values})
         # The plain frame mean; a metric with its own clip rule (PSNR's frames equal to their GT) overrides compute.

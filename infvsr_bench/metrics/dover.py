@@ -17,7 +17,6 @@ scale ``evaluate_a_set_of_videos.py`` writes (``fuse_results`` x 100), applied t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import importlib.util
 import math
@@ -25,7 +24,7 @@ import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -34,6 +33,7 @@ import pandas as pd
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
+from infvsr_bench.metrics.settings import DoverSettings
 from infvsr_bench.weights import (CATALOGUE, WeightsMissingError, group_dir, load_into, load_tensors, locate, reading,
                                   resolve_weights)
 
@@ -200,26 +200,6 @@ def hub_files_only(weights_dir: str | None, allow_download: bool) -> Iterator[li
         if not allow_download:
             stack.enter_context(mock.patch.object(torch.hub, "download_url_to_file", refuse))
         yield served
-
-
-@dataclasses.dataclass
-class DoverSettings:
-    """Options that change a DOVER value."""
-
-    report: Literal["fused", "technical", "aesthetic"] = "fused"  # the metric's main value (leaderboard column)
-    sampling: Literal["official", "windows"] = "official"  # official: one pass over the clip; windows: a curve
-    window: int | None = 128  # frames per scored window (windows only; recorded null under official)
-    seed: int = 0  # seeds the random fragment and frame offsets (window k uses seed + k)
-
-    def __post_init__(self) -> None:
-        if self.report not in ("fused", "technical", "aesthetic"):
-            raise ValueError(f"report must be 'fused', 'technical' or 'aesthetic', got {self.report!r}")
-        if self.sampling not in ("official", "windows"):
-            raise ValueError(f"sampling must be 'official' or 'windows', got {self.sampling!r}")
-        if self.sampling == "official":
-            self.window = None
-        elif self.window is None or self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
 
 
 class OfficialDover:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import io
 import math
@@ -15,7 +14,8 @@ import numpy as np
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import MetricKind, PerFrameMetric
-from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, clip_rn50
+from infvsr_bench.metrics.pyiqa_backend import Backbone, PyiqaMetric, PyiqaSpec, clip_rn50
+from infvsr_bench.metrics.settings import NIQEBasicSRSettings, NIQESettings, NoSettings
 from infvsr_bench.weights import CATALOGUE, WeightsKind, WeightsMissingError, reading
 
 RN50 = CATALOGUE["clip/RN50.pt"]
@@ -75,8 +75,6 @@ class CLIPIQA(PyiqaMetric):
 
 
 NIQE_BLOCK = 96  # NIQE scores whole 96x96 blocks (the MATLAB release's patch size), in pyiqa and BasicSR
-# pyiqa's NIQE luma: its default YIQ Y (0.299/0.587/0.114), or its BT.601 Y option; both rounded as MATLAB's.
-NIQE_COLOR_SPACES = ("yiq", "ycbcr")
 
 
 def check_niqe_size(name: str, sr: np.ndarray, crop_border: int, blocks: int = 1) -> None:
@@ -85,35 +83,6 @@ def check_niqe_size(name: str, sr: np.ndarray, crop_border: int, blocks: int = 1
     if min(h, w) < NIQE_BLOCK or (h // NIQE_BLOCK) * (w // NIQE_BLOCK) < blocks:
         need = f"{blocks} whole {NIQE_BLOCK}x{NIQE_BLOCK} blocks" if blocks > 1 else f"{NIQE_BLOCK}x{NIQE_BLOCK} pixels"
         raise ClipError(f"{name} needs frames of at least {need} after cropping, got {w}x{h}")
-
-
-@dataclasses.dataclass
-class NIQEBasicSRSettings:
-    """Options that change a NIQE value."""
-
-    crop_border: int = 0  # pixels removed from every edge first (BasicSR crops the scale factor)
-    # Score only frames whose index is a multiple of this (NIQE takes ~0.6 s per 720p frame on a CPU);
-    # the clip value is the mean over those frames.
-    stride: int = 1
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.crop_border < 0:
-            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
-
-
-@dataclasses.dataclass
-class NIQESettings(NIQEBasicSRSettings):
-    """Options that change a NIQE value."""
-
-    # yiq: pyiqa's default luma; ycbcr: pyiqa's BT.601 option (not BasicSR's calculate_niqe: use niqe_basicsr).
-    color_space: str = "yiq"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.color_space not in NIQE_COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {list(NIQE_COLOR_SPACES)}, got {self.color_space!r}")
 
 
 class NIQE(PyiqaMetric):

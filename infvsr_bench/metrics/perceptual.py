@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from infvsr_bench.metrics.base import MetricKind
-from infvsr_bench.metrics.pyiqa_backend import Backbone, NoSettings, PyiqaMetric, PyiqaSpec, torchvision_trunk
+from infvsr_bench.metrics.pyiqa_backend import Backbone, PyiqaMetric, PyiqaSpec, torchvision_trunk
+from infvsr_bench.metrics.settings import NoSettings
 from infvsr_bench.weights import CATALOGUE
 
 ALEXNET = CATALOGUE["torchvision/alexnet-owt-7be5be79.pth"]

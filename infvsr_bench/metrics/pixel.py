@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.metrics.base import MetricKind, MetricResult, PerFrameMetric
+from infvsr_bench.metrics.settings import PixelSettings, PSNRSettings
 
 SSIM_C1, SSIM_C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 GAUSS_1D = cv2.getGaussianKernel(11, 1.5)  # MATLAB's window is its outer product: filter rows, then columns
@@ -164,47 +165,6 @@ def ssim_batch(sr: torch.Tensor, gt: torch.Tensor, channel: str | None = "y", cr
     planes = F.conv2d(F.conv2d(planes, k.view(1, 1, 11, 1)), k.view(1, 1, 1, 11)).reshape(n, c, 5, h - 10, w - 10)
     ssim_map = _ssim_map(*planes.unbind(2), clamp_cs=PROTOCOLS[protocol].clamp_cs)
     return ssim_map.mean((2, 3)).mean(1).cpu().numpy()
-
-
-@dataclasses.dataclass
-class PixelSettings:
-    """Options that change a PSNR/SSIM value; under a dove protocol ``channel`` does not apply (recorded null)."""
-
-    protocol: Literal["basicsr", "dove", "dove_y"] = "basicsr"
-    channel: Literal["y", "rgb"] | None = "y"
-    crop_border: int = 0
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
-        if self.protocol != "basicsr":
-            self.channel = None  # the protocol fixes its colour handling
-        elif self.channel not in CHANNELS:
-            raise ValueError(f"channel must be 'y' or 'rgb', got {self.channel!r}")
-        if self.crop_border < 0:
-            raise ValueError(f"crop_border must be >= 0, got {self.crop_border}")
-
-
-@dataclasses.dataclass
-class PSNRSettings(PixelSettings):
-    """PixelSettings plus the clip rule for frames equal to their GT (basicsr only; dove has pyiqa's eps in every frame).
-
-    ``cap_80db``: the clip value is the mean over frames of min(PSNR, 80 dB). 80 dB is what pyiqa's
-    eps (MSE + 1e-8 on [0,1]) gives a frame equal to its GT, so such a frame counts as it does in
-    pyiqa and DOVE's tables (libvmaf caps its PSNR the same way, at 60 dB for 8 bits); every frame
-    under 80 dB (any real output) counts exactly as in BasicSR. ``inf``: BasicSR's plain mean, inf as
-    soon as one frame equals its GT. Per-frame values stay BasicSR's (inf for an equal frame) either
-    way, and the scalar ``<column>_identical_frames`` counts those frames.
-    """
-
-    identical_frames: Literal["cap_80db", "inf"] | None = "cap_80db"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.protocol != "basicsr":
-            self.identical_frames = None
-        elif self.identical_frames not in ("cap_80db", "inf"):
-            raise ValueError(f"identical_frames must be 'cap_80db' or 'inf', got {self.identical_frames!r}")
 
 
 class _PixelMetric(PerFrameMetric):

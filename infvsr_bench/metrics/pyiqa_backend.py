@@ -193,11 +193,6 @@ def to_tensor(frames: np.ndarray, device: Any) -> Any:
     return x.permute(0, 3, 1, 2).contiguous().float().div(255)
 
 
-@dataclasses.dataclass
-class NoSettings:
-    """No options: pyiqa's defaults for the metric, pinned by its version string."""
-
-
 class PyiqaMetric(PerFrameMetric):
     """A per-frame pyiqa metric: frames scored in batches of ``batch_size``, the clip value their mean.
 

@@ -19,37 +19,9 @@ from infvsr_bench.devices import resolve_device
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.metrics.features import FeatureBank
 from infvsr_bench.metrics.scene_cuts import SceneCutDetector
+from infvsr_bench.metrics.settings import ClipConsistencySettings, ConsistencySettings, DriftSettings
 
-DEFAULT_GAPS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 STATIC_EPS = 1e-6  # 1 - cos below this is float32 rounding of equal features, not change
-SCENE_CUT_MODES = ("auto", "detect", "none")
-PRECISIONS = ("vbench", "float32", "float16")
-
-
-@dataclasses.dataclass
-class ConsistencySettings:
-    """Options that change a VBench consistency value."""
-
-    stride: int = 1  # score only frames whose index is a multiple of this (VBench: every frame)
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-
-
-@dataclasses.dataclass
-class ClipConsistencySettings(ConsistencySettings):
-    """VBench background consistency's options: the stride and the precision CLIP runs in."""
-
-    # "vbench" = what VBench's ``clip.load`` runs on the device used: float16 on CUDA (OpenAI's fp16 weights and
-    # activations, LayerNorm in float32, features normalised and compared in float16), float32 on the CPU (where
-    # clip.load calls model.float()). Recorded as the precision that ran: "float16" or "float32".
-    precision: str = "vbench"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
 
 def clip_precision(name: str, device: torch.device) -> str:
@@ -57,35 +29,6 @@ def clip_precision(name: str, device: torch.device) -> str:
     if name == "vbench":
         return "float16" if device.type == "cuda" else "float32"
     return name
-
-
-@dataclasses.dataclass
-class DriftSettings(ConsistencySettings):
-    """Options that change a drift value: frame gaps, their estimator, and the reference window."""
-
-    gaps: tuple[int, ...] = DEFAULT_GAPS  # frame gaps of the similarity-vs-gap curve
-    ring_size: int = 128  # gaps up to this many frames are exact (every pair)
-    anchor_stride: int = 8  # longer gaps: only pairs whose earlier frame index is a multiple of this
-    reference_frames: int = 32  # the "first chunk": mean feature of frames with index below this
-    # Scene cuts left out of the boundary ratio: "auto" = the dataset's when it knows them, else
-    # detected on the GT (on the output without GT); "detect" = always detected; "none" = kept in.
-    scene_cuts: str = "auto"
-    cut_threshold: float = 27.0  # PySceneDetect ContentDetector's threshold and min_scene_len (frames)
-    cut_min_frames: int = 15
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.scene_cuts not in SCENE_CUT_MODES:
-            raise ValueError(f"scene_cuts must be one of {list(SCENE_CUT_MODES)}, got {self.scene_cuts!r}")
-        if self.cut_threshold <= 0 or self.cut_min_frames < 0:
-            raise ValueError("cut_threshold must be > 0 and cut_min_frames >= 0")
-        self.gaps = tuple(sorted({int(g) for g in self.gaps}))
-        if not self.gaps or self.gaps[0] < 1:
-            raise ValueError(f"gaps must be positive frame counts, got {self.gaps}")
-        if self.ring_size < 1 or self.reference_frames < 1:
-            raise ValueError("ring_size and reference_frames must be >= 1")
-        if self.anchor_stride < 1 or self.anchor_stride % self.stride:
-            raise ValueError(f"anchor_stride ({self.anchor_stride}) must be a positive multiple of stride ({self.stride})")
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

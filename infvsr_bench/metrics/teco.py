@@ -10,7 +10,6 @@ and crops the flow fields; tLP crops the frames before LPIPS.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from abc import abstractmethod
 from typing import Any
@@ -22,13 +21,9 @@ import torch
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe
+from infvsr_bench.metrics.settings import TLPSettings, TOFSettings
 from infvsr_bench.weights import CATALOGUE, WeightsKind, load_into, load_tensors, resolve_weights
-
-
-def _check_skip(skip_ends: int) -> None:
-    if skip_ends < 0:
-        raise ValueError(f"skip_ends must be >= 0, got {skip_ends}")
 
 
 def crop_8x8_box(size: int) -> tuple[int, int]:
@@ -114,21 +109,6 @@ class PairMetric(Metric):
         return MetricResult(frames=table, scalars={self.column: float(values.mean()) if values.size else float("nan")})
 
 
-@dataclasses.dataclass
-class TOFSettings:
-    """tOF knobs: the flow backend (TecoGAN: Farneback 0.5, 3, 15, 3, 5, 1.2, 0 on grey), end skip, scale."""
-
-    flow: str = "farneback"
-    flow_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # filled with the backend's defaults
-    skip_ends: int = 2
-    scale: float = 1.0  # TecoGAN's tables print tOF x10: set 10 to match them
-    crop_8x8: bool = True  # TecoGAN's metrics.py: flow on the whole frames, then crop the flow; False: no crop
-
-    def __post_init__(self) -> None:
-        _check_skip(self.skip_ends)
-        self.flow_options = dataclasses.asdict(flow_settings(self.flow, self.flow_options))
-
-
 class TOF(PairMetric):
     """TecoGAN tOF: mean per-pixel L2 distance between the GT's and the output's flow (t-1 -> t)."""
 
@@ -150,18 +130,6 @@ class TOF(PairMetric):
             flows = flows[..., rows, cols]
         dist = ((flows[:n] - flows[n:]) ** 2).sum(1).sqrt().mean((1, 2))
         return dist.double().cpu().numpy() * self.settings.scale
-
-
-@dataclasses.dataclass
-class TLPSettings:
-    """tLP knobs: LPIPS AlexNet v0.1 (the `lpips` package, inputs [0,1] -> [-1,1]), end skip, scale."""
-
-    skip_ends: int = 2
-    scale: float = 100.0
-    crop_8x8: bool = True  # TecoGAN's metrics.py crops the frames before LPIPS; False: full frames
-
-    def __post_init__(self) -> None:
-        _check_skip(self.skip_ends)
 
 
 ALEXNET = CATALOGUE["torchvision/alexnet-owt-7be5be79.pth"]  # the same file pyiqa's LPIPS uses

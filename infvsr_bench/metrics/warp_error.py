@@ -15,8 +15,7 @@ unpadded, so that border is in the flow, the mask and the error.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,8 @@ import torch.nn.functional as F
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, flow_settings, input_padding
+from infvsr_bench.metrics.flow import FlowRuntime, build_flow, describe, input_padding
+from infvsr_bench.metrics.settings import EwarpDISSettings, EwarpSettings
 
 
 def warp(x: torch.Tensor, flow: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -59,48 +59,6 @@ def non_occluded(flow_ab: torch.Tensor, flow_ba: torch.Tensor, fb_rel: float = 0
     dv[..., :-1, :] = flow_ab[..., :-1, :] - flow_ab[..., 1:, :]
     b = mag(torch.cat((du, dv), 1)) > mb_rel * mag(flow_ab) + mb_abs
     return ~(a | b)
-
-
-@dataclasses.dataclass
-class EwarpSettings:
-    """Every knob of E*warp; the defaults are the convention of diffusion-VSR papers' tables."""
-
-    flow: str = "raft"
-    # Filled with the backend's defaults (raft: weights C_T_V1 = FlyingChairs+Things, 20 iterations).
-    flow_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # "output": flow of the output video (E*warp). "gt": flow of the ground truth. Lai et al.'s original
-    # "input" (LR video) is not given to metrics, so it is not offered.
-    flow_source: Literal["output", "gt"] = "output"
-    scale: float = 0.5  # bilinear resize of every frame before flow, mask and error
-    fb_rel: float = 0.01
-    fb_abs: float = 0.5
-    mb_rel: float = 0.01
-    mb_abs: float = 0.002
-    squared: bool = True  # squared flow magnitudes in the mask (Lai et al.'s code)
-    # |I_t - warp(I_{t+1})|^2 per pixel: "sum" over RGB (the formula) or "mean" (Lai et al.'s code
-    # counts the 3-channel mask, i.e. divides by 3).
-    channels: Literal["sum", "mean"] = "sum"
-    padding: Literal["border", "zeros"] = "border"
-    units: float = 1000.0
-
-    def __post_init__(self) -> None:
-        if self.flow_source not in ("output", "gt"):
-            raise ValueError(f"flow_source must be 'output' or 'gt' (the LR input is not available to metrics), "
-                             f"got {self.flow_source!r}")
-        if not 0 < self.scale <= 1:
-            raise ValueError(f"scale must be in (0, 1], got {self.scale}")
-        if self.channels not in ("sum", "mean"):
-            raise ValueError(f"channels must be 'sum' or 'mean', got {self.channels!r}")
-        if self.padding not in ("border", "zeros"):
-            raise ValueError(f"padding must be 'border' or 'zeros', got {self.padding!r}")
-        self.flow_options = dataclasses.asdict(flow_settings(self.flow, self.flow_options))
-
-
-@dataclasses.dataclass
-class EwarpDISSettings(EwarpSettings):
-    """E*warp with OpenCV DIS flow: same definition, no weights, runs offline."""
-
-    flow: str = "dis"
 
 
 class Ewarp(Metric):
