@@ -17,7 +17,7 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.media.sources import build_source
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.runner import run_clip
+from infvsr_bench.run.runner import run_clip
 from methods import ClipInfo, build_method
 from methods.chunk_layout import ChunkRule
 from methods.classical import Bicubic

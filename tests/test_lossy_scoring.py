@@ -25,7 +25,7 @@ from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.transcode import SCORE_THROUGH, TranscodeStream
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.runner import run_clip
+from infvsr_bench.run.runner import run_clip
 from methods import build_method
 
 Q7 = SCORE_THROUGH.get("x264_yuv420p_q7")

@@ -18,9 +18,9 @@ from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.pipeline import Stages
-from infvsr_bench.results import RunStore
-from infvsr_bench.runner import run_all
+from infvsr_bench.results.store import RunStore
+from infvsr_bench.run.pipeline import Stages
+from infvsr_bench.run.runner import run_all
 from methods import METHODS
 from methods.classical import Bicubic, ClassicalConfig
 

@@ -937,7 +937,7 @@ def test_runner_tells_metrics_the_clip_length_before_the_frames(tmp_path, fake_d
     from conftest import downscale, write_clip
 
     from infvsr_bench.contracts import ClipEntry
-    from infvsr_bench.runner import run_clip
+    from infvsr_bench.run.runner import run_clip
     from methods import build_method
 
     gt = real_frames(60, (64, 96), seed=7)

@@ -18,9 +18,9 @@ from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric
-from infvsr_bench.results import RunStore, clip_folder_name
-from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, read_run_record
-from infvsr_bench.runner import run_all
+from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.results.record import FORMAT_VERSION, RunRecord, read_run_record
+from infvsr_bench.run.runner import run_all
 from methods.classical import Bicubic, ClassicalConfig
 
 
@@ -214,7 +214,7 @@ def test_garbage_others_left_is_not_taken_off_the_method(tmp_path):
 
 
 def test_no_automatic_garbage_collection_inside_a_memory_window():
-    from infvsr_bench.memory import MemoryAccount
+    from infvsr_bench.run.memory import MemoryAccount
 
     account = MemoryAccount()
     for enabled in (True, False):
@@ -253,7 +253,7 @@ def test_clip_rows_and_tables_carry_the_format_version_and_another_format_is_not
     another format (format 3 wrote none) is redone or left out with a note, never read as this run's."""
     import pyarrow.parquet as pq
 
-    from infvsr_bench.report.merge import load_runs
+    from infvsr_bench.results.merge import load_runs
 
     root = folder_dataset(lengths=(6,))
     assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 0

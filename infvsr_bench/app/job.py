@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from infvsr_bench import shards
 from infvsr_bench.config import ShardConfig, check_run_options, from_options
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.devices import resolve_device
@@ -20,11 +19,12 @@ from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.atomic import HOST
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
-from infvsr_bench.memory import PROBE, MemoryAccount, settle
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.results import RunStore, environment
-from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, run_identity
-from infvsr_bench.runner import MemoryAccounts, run_all
+from infvsr_bench.results.record import DatasetRecord, RunRecord, fingerprint, run_identity
+from infvsr_bench.results.store import RunStore, environment
+from infvsr_bench.run import shards
+from infvsr_bench.run.memory import PROBE, MemoryAccount, settle
+from infvsr_bench.run.runner import MemoryAccounts, run_all
 from methods.base import build_method
 from vsr_datasets.benchmark import load_dataset
 

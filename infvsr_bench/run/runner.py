@@ -7,9 +7,9 @@ with one clip into a failed row (with the reason) while the run goes on with the
 
 Pipelined (the default), LR and GT are decoded ahead by reader threads and the metrics and the writer
 consume SR chunks in their own threads while the method works on the next chunk, all behind bounded
-queues (infvsr_bench/pipeline.py); the same calls in the same order, so the same results as on one
+queues (infvsr_bench/run/pipeline.py); the same calls in the same order, so the same results as on one
 thread. The method's time and memory stay its own: its timer runs only inside its calls, and memory
-windows are exclusive (infvsr_bench/memory.py), so metric updates wait while the method is in a call.
+windows are exclusive (infvsr_bench/run/memory.py), so metric updates wait while the method is in a call.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
 from infvsr_bench.io.readers import open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
 from infvsr_bench.io.writers import open_writer
-from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
-from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
-from infvsr_bench.pipeline import Stages
 from infvsr_bench.progress import progress_bar
-from infvsr_bench.results import RunStore, clip_folder_name
+from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.run.leases import Lease, LeaseLost, describe, read_holder
+from infvsr_bench.run.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
+from infvsr_bench.run.pipeline import Stages
 
 log = logging.getLogger("infvsr_bench")
 
@@ -88,7 +88,7 @@ class _Timer:
 
 @dataclass
 class MemoryAccounts:
-    """The method's and the metrics' own memory, kept apart (see infvsr_bench.memory)."""
+    """The method's and the metrics' own memory, kept apart (see infvsr_bench.run.memory)."""
 
     method: MemoryAccount
     metrics: MemoryAccount
