@@ -17,10 +17,10 @@ from conftest import clips_folder, real_frames, write_clip
 from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric
-from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
 from infvsr_bench.results.record import FORMAT_VERSION, RunRecord, read_run_record
-from infvsr_bench.run.runner import run_all
+from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.run.runner import RunOptions, run_all
 from methods.classical import Bicubic, ClassicalConfig
 
 
@@ -170,7 +170,7 @@ def _hungry_run(tmp_path: Path) -> pd.DataFrame:
     root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 6})
     clips = [ClipEntry(n, root / "LR" / f"{n}.mkv", root / "GT" / f"{n}.mkv") for n in ("c0", "c1")]
     method = _Hungry(ClassicalConfig(chunk_size=3))
-    return run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), progress=False)[1]
+    return run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), RunOptions(progress=False))[1]
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
@@ -201,7 +201,8 @@ def _tidy_run_with_garbage(tmp_path: Path) -> pd.DataFrame:
     junk: list = [np.ones(300 * MIB // 8)]
     junk.append(junk)
     del junk
-    return run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], RunStore(tmp_path / "run"), progress=False)[1]
+    return run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], RunStore(tmp_path / "run"),
+                   RunOptions(progress=False))[1]
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")

@@ -24,7 +24,7 @@ from infvsr_bench.results.record import DatasetRecord, RunRecord, fingerprint, r
 from infvsr_bench.results.store import RunStore, environment
 from infvsr_bench.run import shards
 from infvsr_bench.run.memory import PROBE, MemoryAccount, settle
-from infvsr_bench.run.runner import MemoryAccounts, run_all
+from infvsr_bench.run.runner import MemoryAccounts, RunOptions, run_all
 from methods.base import build_method
 from vsr_datasets.benchmark import load_dataset
 
@@ -94,7 +94,9 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
         torch.set_num_threads(run.threads)
     store = RunStore(run_dir)
     _add_file_log(run_dir)
-    score_through = SCORE_THROUGH.get(run.score_through)
+    options = RunOptions(max_frames=run.max_frames, save_outputs=run.save_outputs, output_codec=run.output_codec,
+                         progress=run.progress, score_through=SCORE_THROUGH.get(run.score_through),
+                         pipeline=run.pipeline, lease_timeout_s=shard.lease_timeout_s)
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.
@@ -129,13 +131,7 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
              len(mine), len(data.clips), method.name, [m.column for m in metrics])
     try:
-        run_all(
-            mine, method, metrics, store,
-            max_frames=run.max_frames, save_outputs=run.save_outputs,
-            output_codec=run.output_codec, progress=run.progress, memory=memory,
-            score_through=score_through, pipeline=run.pipeline, run_clips=data.clips,
-            lease_timeout_s=shard.lease_timeout_s,
-        )
+        run_all(mine, method, metrics, store, options, memory, run_clips=data.clips)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finished clips are kept, the record says interrupted
         store.merge(shard.lease_timeout_s, interrupted=True)
         raise

@@ -59,6 +59,19 @@ def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
     raise ClipError(f"method output has dtype {sr.dtype}, expected uint8 or float in [0,1]")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How the runner treats every clip of a run; built once by the application from the run config."""
+
+    max_frames: int | None = None  # None: whole clips
+    save_outputs: bool = False  # write each clip's SR frames under the run folder's outputs/
+    output_codec: str = "ffv1"  # of the saved outputs (png: a folder of frames)
+    progress: bool = True
+    score_through: LossyEncoding | None = None  # the metrics see the SR frames after this lossy encode
+    pipeline: bool = True  # overlap decoding, the method, scoring and writing in threads
+    lease_timeout_s: float = 120.0  # a clip's lease older than this is taken over
+
+
 @dataclass
 class ClipOutcome:
     frames: pd.DataFrame | None  # None for a failed clip
@@ -114,25 +127,22 @@ def run_clip(
     clip: ClipEntry,
     method: Method,
     metrics: list[Metric],
-    max_frames: int | None = None,
+    options: RunOptions = RunOptions(),
     output_path: Path | None = None,
-    output_codec: str = "ffv1",
-    progress: bool = True,
     memory: MemoryAccounts | None = None,
-    score_through: LossyEncoding | None = None,
-    pipeline: bool = True,
     lease: Lease | None = None,
 ) -> ClipOutcome:
-    """Process and score one clip; raises ClipError / VideoReadError for problems with this clip.
+    """Process and score one clip, writing its SR frames to ``output_path`` if given; raises ClipError /
+    VideoReadError for problems with this clip.
 
-    With ``score_through`` the metrics see the SR frames after that lossy encode and decode (outside
-    the method's timer; frames reach them after the codec's latency); saved outputs stay the method's.
-    ``pipeline`` overlaps the stages in threads (see the module docstring); a ``lease`` that another
-    worker takes over stops the clip between chunks (LeaseLost).
+    With ``options.score_through`` the metrics see the SR frames after that lossy encode and decode
+    (outside the method's timer; frames reach them after the codec's latency); saved outputs stay the
+    method's. ``options.pipeline`` overlaps the stages in threads (see the module docstring); a ``lease``
+    that another worker takes over stops the clip between chunks (LeaseLost).
     """
     memory = memory or MemoryAccounts.for_method(method)
     lr = open_video(clip.lr)
-    total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
+    total = lr.num_frames if options.max_frames is None else min(lr.num_frames, options.max_frames)
     needs_gt = any(m.needs_gt for m in metrics)
     gt = None
     if clip.gt is not None:
@@ -151,7 +161,7 @@ def run_clip(
         raise ClipError(f"no GT for this clip, but full-reference metric(s) {names} need it")
 
     out_hw = (lr.height * method.scale, lr.width * method.scale)
-    writer = open_writer(output_path, fps=lr.fps, codec=output_codec) if output_path else None
+    writer = open_writer(output_path, fps=lr.fps, codec=options.output_codec) if output_path else None
     settle()
     memory.method.start_clip()
     memory.metrics.start_clip()
@@ -161,11 +171,11 @@ def run_clip(
             m.begin_clip(total)
             if m.needs_chunk_layout:
                 m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
-    codec = TranscodeStream(score_through, *out_hw, lr.fps) if score_through is not None else None
+    codec = TranscodeStream(options.score_through, *out_hw, lr.fps) if options.score_through is not None else None
     timer = _Timer(method.device)
     done = scored = 0
     feed_starts: list[int] = []
-    stages = Stages(threaded=pipeline)
+    stages = Stages(threaded=options.pipeline)
 
     def score(sr: np.ndarray) -> None:
         nonlocal scored
@@ -188,7 +198,7 @@ def run_clip(
             return
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
-        if pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
+        if options.pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
             sr = sr.copy()  # the method may reuse its output buffer while other threads still read it
         scorer.put(sr)
         if saver is not None:
@@ -197,7 +207,7 @@ def run_clip(
 
     try:
         with stages, progress_bar(total=total, desc=f"clip {clip.name}", unit="frame", leave=False,
-                                  enabled=progress) as bar:
+                                  enabled=options.progress) as bar:
             # GT one chunk ahead and LR two chunks ahead (reader threads); SR chunks to the metrics and
             # the writer, two waiting each: memory bounded by the chunk size, never by the clip length.
             gt_frames = stages.prefetch(gt.iter_frames(), method.chunk_size, "gt") if gt is not None else None
@@ -269,7 +279,7 @@ def run_clip(
             "chunk_starts": layout,
             "chunk_layout": layout_note,
             "scene_cuts": None if clip.cuts is None else [int(c) for c in clip.cuts if c < total],
-            "score_through": "lossless" if codec is None else score_through.describe(*out_hw),
+            "score_through": "lossless" if codec is None else options.score_through.describe(*out_hw),
             **method.clip_record(),
         }
     )
@@ -285,28 +295,22 @@ def run_all(
     method: Method,
     metrics: list[Metric],
     store: RunStore,
-    max_frames: int | None = None,
-    save_outputs: bool = False,
-    output_codec: str = "ffv1",
-    progress: bool = True,
+    options: RunOptions = RunOptions(),
     memory: MemoryAccounts | None = None,
-    score_through: LossyEncoding | None = None,
-    pipeline: bool = True,
     run_clips: list[str] | None = None,
-    lease_timeout_s: float = 120.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run every unfinished clip of ``clips`` and return the tables of ``run_clips`` (the whole run's
     clips in order; default ``clips``). Finished clips are skipped and failed ones retried, except those
     another worker failed since this call began; a clip leased by another worker is left to it."""
     order = run_clips or [c.name for c in clips]
     memory = memory or MemoryAccounts.for_method(method)
-    suffix = {"png": ""}.get(output_codec, ".mkv")
+    suffix = {"png": ""}.get(options.output_codec, ".mkv")
     began = time.time()
-    for clip in progress_bar(clips, desc=method.name, unit="clip", enabled=progress):
+    for clip in progress_bar(clips, desc=method.name, unit="clip", enabled=options.progress):
         if store.is_finished(clip.name):
             log.info("clip %s: already finished, skipped", clip.name)
             continue
-        lease = store.claim(clip.name, lease_timeout_s)
+        lease = store.claim(clip.name, options.lease_timeout_s)
         if lease is None:
             log.info("clip %s: in progress by %s, skipped", clip.name, describe(read_holder(store.lease_path(clip.name))))
             continue
@@ -319,11 +323,10 @@ def run_all(
                 log.info("clip %s: failed in another worker since this one started, not retried now", clip.name)
                 continue
             log.info("clip %s: processing", clip.name)
-            out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if save_outputs else None
+            out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if options.save_outputs else None
             if out is not None:
                 out.parent.mkdir(exist_ok=True)
-            outcome = _attempt(clip.name, partial(run_clip, clip, method, metrics, max_frames, out, output_codec,
-                                                  progress, memory, score_through, pipeline, lease))
+            outcome = _attempt(clip.name, partial(run_clip, clip, method, metrics, options, out, memory, lease))
             if outcome is None or lease.lost:
                 log.warning("clip %s: its lease was taken over by %s; the result is left to that worker",
                             clip.name, describe(lease.lost_to))
