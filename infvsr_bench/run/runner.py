@@ -28,9 +28,9 @@ import torch
 from infvsr_bench.contracts import ClipEntry, ClipInfo, Method, Metric
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
-from infvsr_bench.io.readers import open_video, unmatched_frame
+from infvsr_bench.io.readers import VideoReader, open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
-from infvsr_bench.io.writers import open_writer
+from infvsr_bench.io.writers import FrameWriter, open_writer
 from infvsr_bench.progress import progress_bar
 from infvsr_bench.results.store import RunStore, clip_folder_name
 from infvsr_bench.run.leases import Lease, LeaseLost, describe, read_holder
@@ -135,12 +135,34 @@ def run_clip(
     """Process and score one clip, writing its SR frames to ``output_path`` if given; raises ClipError /
     VideoReadError for problems with this clip.
 
+    Four steps: open and check the clip's LR (and GT), begin the metrics, stream the chunks through the
+    method to the metrics and the writer, then compute the metrics and build the clip's row.
     With ``options.score_through`` the metrics see the SR frames after that lossy encode and decode
     (outside the method's timer; frames reach them after the codec's latency); saved outputs stay the
     method's. ``options.pipeline`` overlaps the stages in threads (see the module docstring); a ``lease``
     that another worker takes over stops the clip between chunks (LeaseLost).
     """
     memory = memory or MemoryAccounts.for_method(method)
+    opened = _open_clip(clip, method.scale, metrics, options)
+    writer = open_writer(output_path, fps=opened.lr.fps, codec=options.output_codec) if output_path else None
+    _begin_clip(opened, metrics, memory)
+    method_seconds, feed_starts = _stream(opened, method, metrics, writer, options, memory, lease)
+    return _finish(opened, method, metrics, method_seconds, feed_starts, options, memory)
+
+
+@dataclass(frozen=True)
+class _OpenClip:
+    """One clip opened for the run: its entry, its readers and what follows from them."""
+
+    entry: ClipEntry
+    lr: VideoReader
+    gt: VideoReader | None
+    frames: int  # frames fed to the method (``max_frames`` may cut the clip short)
+    sr_hw: tuple[int, int]  # the method's output frame size
+
+
+def _open_clip(clip: ClipEntry, scale: int, metrics: list[Metric], options: RunOptions) -> _OpenClip:
+    """The clip's LR and GT readers, checked against each other and the metrics (ClipError naming the problem)."""
     lr = open_video(clip.lr)
     total = lr.num_frames if options.max_frames is None else min(lr.num_frames, options.max_frames)
     needs_gt = any(m.needs_gt for m in metrics)
@@ -151,26 +173,36 @@ def run_clip(
             odd = unmatched_frame(gt, lr)
             raise ClipError(f"GT has {gt.num_frames} frames but LR has {lr.num_frames}"
                             + (f" ({odd} has no frame of its number on the other side)" if odd else ""))
-        if gt.size != (lr.height * method.scale, lr.width * method.scale):
+        if gt.size != (lr.height * scale, lr.width * scale):
             raise ClipError(
-                f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{method.scale} "
-                f"is {lr.width * method.scale}x{lr.height * method.scale}"
+                f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{scale} "
+                f"is {lr.width * scale}x{lr.height * scale}"
             )
     elif needs_gt:
         names = [m.column for m in metrics if m.needs_gt]
         raise ClipError(f"no GT for this clip, but full-reference metric(s) {names} need it")
+    return _OpenClip(clip, lr, gt, total, (lr.height * scale, lr.width * scale))
 
-    out_hw = (lr.height * method.scale, lr.width * method.scale)
-    writer = open_writer(output_path, fps=lr.fps, codec=options.output_codec) if output_path else None
+
+def _begin_clip(clip: _OpenClip, metrics: list[Metric], memory: MemoryAccounts) -> None:
+    """Start the clip's memory accounts and tell every metric, reset, what the clip will feed."""
     settle()
     memory.method.start_clip()
     memory.metrics.start_clip()
     with memory.metrics:
         for m in metrics:
             m.reset()
-            m.begin_clip(total)
+            m.begin_clip(clip.frames)
             if m.needs_chunk_layout:
-                m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
+                m.set_scene_cuts(None if clip.entry.cuts is None else list(clip.entry.cuts))
+
+
+def _stream(clip: _OpenClip, method: Method, metrics: list[Metric], writer: FrameWriter | None,
+            options: RunOptions, memory: MemoryAccounts, lease: Lease | None) -> tuple[float, list[int]]:
+    """Feed the clip's LR chunks to the method and its SR chunks to the metrics (through the lossy codec of
+    ``options.score_through`` if any) and the writer; returns the method's seconds and the first frame of
+    each chunk fed. The writer is closed when every frame is written, aborted on any error."""
+    lr, gt, total, out_hw = clip.lr, clip.gt, clip.frames, clip.sr_hw
     codec = TranscodeStream(options.score_through, *out_hw, lr.fps) if options.score_through is not None else None
     timer = _Timer(method.device)
     done = scored = 0
@@ -206,7 +238,7 @@ def run_clip(
         done += n
 
     try:
-        with stages, progress_bar(total=total, desc=f"clip {clip.name}", unit="frame", leave=False,
+        with stages, progress_bar(total=total, desc=f"clip {clip.entry.name}", unit="frame", leave=False,
                                   enabled=options.progress) as bar:
             # GT one chunk ahead and LR two chunks ahead (reader threads); SR chunks to the metrics and
             # the writer, two waiting each: memory bounded by the chunk size, never by the clip length.
@@ -214,7 +246,7 @@ def run_clip(
             scorer = stages.sink(score if codec is None else lambda sr: score(codec.push(sr)), 2, "metrics")
             saver = stages.sink(writer.write, 2, "writer") if writer is not None else None
             with memory.method:
-                method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
+                method.reset(ClipInfo(clip.entry.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
             start = 0
             for chunk in stages.prefetch(lr.iter_chunks(method.chunk_size, max_frames=total), 2, "lr"):
                 if lease is not None:
@@ -246,9 +278,16 @@ def run_clip(
         if writer is not None:
             writer.abort()
         raise
+    return timer.seconds, feed_starts
 
+
+def _finish(clip: _OpenClip, method: Method, metrics: list[Metric], method_seconds: float, feed_starts: list[int],
+            options: RunOptions, memory: MemoryAccounts) -> ClipOutcome:
+    """Compute every metric (handing boundary metrics the method's chunk layout) and build the clip's
+    per-frame table, row and curves."""
+    lr, total, name = clip.lr, clip.frames, clip.entry.name
     frames = pd.DataFrame({"frame": np.arange(total, dtype=np.int64)})
-    row: dict[str, Any] = {"clip": clip.name, "status": "ok", "reason": None, "frames": total}
+    row: dict[str, Any] = {"clip": name, "status": "ok", "reason": None, "frames": total}
     layout, layout_note = chunk_layout(method, feed_starts)
     curves = []
     for m in metrics:
@@ -260,15 +299,15 @@ def run_clip(
         row.update(result.scalars)
         if result.curves is not None and len(result.curves):
             curves.append(result.curves.assign(metric=m.column))
-    frames.insert(0, "clip", clip.name)
-    curve_table = pd.concat(curves, ignore_index=True).assign(clip=clip.name) if curves else None
+    frames.insert(0, "clip", name)
+    curve_table = pd.concat(curves, ignore_index=True).assign(clip=name) if curves else None
     row.update(
         {
             "lr_height": lr.height,
             "lr_width": lr.width,
             "lr_frames": lr.num_frames,  # the whole clip: ``frames`` fewer means max_frames cut it short
-            "method_seconds": timer.seconds,
-            "method_fps": total / timer.seconds if timer.seconds > 0 else float("inf"),
+            "method_seconds": method_seconds,
+            "method_fps": total / method_seconds if method_seconds > 0 else float("inf"),
             # The method's own memory (what it holds + its calls' peaks), the metrics' own, and the
             # whole process since it started (every component, every clip so far).
             **memory.method.clip_columns("method"),
@@ -278,8 +317,9 @@ def run_clip(
             "num_chunks": None if layout is None else len(layout),
             "chunk_starts": layout,
             "chunk_layout": layout_note,
-            "scene_cuts": None if clip.cuts is None else [int(c) for c in clip.cuts if c < total],
-            "score_through": "lossless" if codec is None else options.score_through.describe(*out_hw),
+            "scene_cuts": None if clip.entry.cuts is None else [int(c) for c in clip.entry.cuts if c < total],
+            "score_through": ("lossless" if options.score_through is None
+                              else options.score_through.describe(*clip.sr_hw)),
             **method.clip_record(),
         }
     )
