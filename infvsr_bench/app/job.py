@@ -45,13 +45,12 @@ def _add_file_log(run_dir: Path) -> None:
     log.setLevel(logging.INFO)
 
 
-def clip_frames(clip: ClipEntry, max_frames: int | None) -> int:
+def clip_frames(clip: ClipEntry, options: RunOptions) -> int:
     """Frames the run will process of ``clip`` (0 when unreadable: it fails wherever it lands)."""
     try:
-        n = open_video(clip.lr).num_frames
+        return options.frames_of(open_video(clip.lr).num_frames)
     except VideoReadError:
         return 0
-    return n if max_frames is None else min(n, max_frames)
 
 
 def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
@@ -115,7 +114,7 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     clips = dataset.clips[: run.max_clips] if run.max_clips else dataset.clips
     if dataset.scale != method.scale:
         raise ConfigError(f"dataset {dataset.name} is x{dataset.scale} but method {method.name} is x{method.scale}")
-    frames = [clip_frames(c, run.max_frames) for c in clips] if shard.count > 1 else [0] * len(clips)
+    frames = [clip_frames(c, options) for c in clips] if shard.count > 1 else [0] * len(clips)
     mine = shards.select(clips, frames, shard)
 
     method_info, metric_infos = method.info(), [m.info() for m in metrics]

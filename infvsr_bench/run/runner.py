@@ -71,6 +71,10 @@ class RunOptions:
     pipeline: bool = True  # overlap decoding, the method, scoring and writing in threads
     lease_timeout_s: float = 120.0  # a clip's lease older than this is taken over
 
+    def frames_of(self, num_frames: int) -> int:
+        """Frames the run feeds of a clip of ``num_frames`` (``max_frames`` may cut it short)."""
+        return num_frames if self.max_frames is None else min(num_frames, self.max_frames)
+
 
 @dataclass
 class ClipOutcome:
@@ -164,7 +168,7 @@ class _OpenClip:
 def _open_clip(clip: ClipEntry, scale: int, metrics: list[Metric], options: RunOptions) -> _OpenClip:
     """The clip's LR and GT readers, checked against each other and the metrics (ClipError naming the problem)."""
     lr = open_video(clip.lr)
-    total = lr.num_frames if options.max_frames is None else min(lr.num_frames, options.max_frames)
+    total = options.frames_of(lr.num_frames)
     needs_gt = any(m.needs_gt for m in metrics)
     gt = None
     if clip.gt is not None:
