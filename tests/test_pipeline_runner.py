@@ -213,9 +213,9 @@ class _Busy(Metric):
 def _one_clip(tmp_path: Path, method: Bicubic, metric: Metric) -> pd.Series:
     root = clips_folder(tmp_path / "data", {"c0": 12})
     clips = [ClipEntry("c0", root / "LR" / "c0.mkv", root / "GT" / "c0.mkv")]
-    _, table = run_all(clips, method, [metric], RunStore(tmp_path / "run"),
-                       RunOptions(progress=False, pipeline=True))
-    row = table.iloc[0]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, method, [metric], store, RunOptions(progress=False, pipeline=True))
+    row = pd.Series(store.clip_row("c0"))
     assert row["status"] == "ok" and row["test_busy"] == 6
     return row
 

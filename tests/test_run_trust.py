@@ -170,7 +170,9 @@ def _hungry_run(tmp_path: Path) -> pd.DataFrame:
     root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 6})
     clips = [ClipEntry(n, root / "LR" / f"{n}.mkv", root / "GT" / f"{n}.mkv") for n in ("c0", "c1")]
     method = _Hungry(ClassicalConfig(chunk_size=3))
-    return run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), RunOptions(progress=False))[1]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, method, [_hog_metric()], store, RunOptions(progress=False))
+    return pd.DataFrame([store.clip_row(c.name) for c in clips])
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
@@ -201,8 +203,9 @@ def _tidy_run_with_garbage(tmp_path: Path) -> pd.DataFrame:
     junk: list = [np.ones(300 * MIB // 8)]
     junk.append(junk)
     del junk
-    return run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], RunStore(tmp_path / "run"),
-                   RunOptions(progress=False))[1]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], store, RunOptions(progress=False))
+    return pd.DataFrame([store.clip_row(c.name) for c in clips])
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")

@@ -342,10 +342,13 @@ def run_all(
     options: RunOptions = RunOptions(),
     memory: MemoryAccounts | None = None,
     run_clips: list[str] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every unfinished clip of ``clips`` and return the tables of ``run_clips`` (the whole run's
-    clips in order; default ``clips``). Finished clips are skipped and failed ones retried, except those
-    another worker failed since this call began; a clip leased by another worker is left to it."""
+) -> None:
+    """Run every unfinished clip of ``clips``, writing each clip's files into ``store``. Finished clips are
+    skipped and failed ones retried, except those another worker failed since this call began; a clip
+    leased by another worker is left to it. After each clip the tables of ``run_clips`` (the whole run's
+    clips in order; default ``clips``) are rebuilt, so a run killed with kill -9 leaves tables holding
+    every finished clip (``report`` reads only the tables); the final tables and the record are the
+    caller's ``store.merge``."""
     order = run_clips or [c.name for c in clips]
     memory = memory or MemoryAccounts.for_method(method)
     suffix = {"png": ""}.get(options.output_codec, ".mkv")
@@ -377,7 +380,6 @@ def run_all(
                 continue
             store.write_clip(clip.name, outcome.frames, outcome.row, outcome.curves)
         store.consolidate(order)
-    return store.consolidate(order)
 
 
 def _attempt(clip: str, work: Callable[[], ClipOutcome]) -> ClipOutcome | None:
