@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from infvsr_bench.app.cli import compose, main
 from infvsr_bench.io.readers import open_video
-from infvsr_bench.run_record import read_run_record, read_table
+from infvsr_bench.results.record import read_run_record, read_table
 
 RUNS = {  # run name -> method overrides
     "bicubic": ["method=bicubic"],

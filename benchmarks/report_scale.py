@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from infvsr_bench.report.build import ReportOptions, build_report
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
+from infvsr_bench.results.record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 METRICS = [
     {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from skimage import data
 
 from infvsr_bench.io.writers import open_writer
-from infvsr_bench.run_record import read_run_record
+from infvsr_bench.results.record import read_run_record
 
 
 def write_pan_clip(root: Path, n: int, size: tuple[int, int]) -> None:

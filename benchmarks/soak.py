@@ -28,9 +28,9 @@ from rss_vs_length import write_pan_clip
 from infvsr_bench.app.cli import compose, group_options
 from infvsr_bench.app.cli import main as cli_main
 from infvsr_bench.errors import InfvsrError
-from infvsr_bench.memory import current_rss_mib
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.run_record import read_table
+from infvsr_bench.results.record import read_table
+from infvsr_bench.run.memory import current_rss_mib
 from methods.classical import Bicubic
 
 BOUND = 0.10

@@ -14,7 +14,7 @@ from infvsr_bench.registry import did_you_mean
 @dataclasses.dataclass
 class ShardConfig:
     """This worker's part of a run: shard ``index`` of ``count`` (clips balanced by frame count,
-    infvsr_bench/shards.py); a clip's lease older than ``lease_timeout_s`` is taken over."""
+    infvsr_bench/run/shards.py); a clip's lease older than ``lease_timeout_s`` is taken over."""
 
     count: int = 1
     index: int = 0

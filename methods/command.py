@@ -67,7 +67,7 @@ from infvsr_bench.io.readers import (
     open_video,
 )
 from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
-from infvsr_bench.results import clip_folder_name
+from infvsr_bench.results.store import clip_folder_name
 from infvsr_bench.weights import WeightsKind
 from methods.chunk_layout import ChunkRule
 

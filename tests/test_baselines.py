@@ -363,7 +363,7 @@ def test_torch_module_image_model_matches_a_direct_forward(nets):
     pth = build_method({**opts, "checkpoint": str(folder / "tiny.pth"), "checkpoint_key": "params_ema", "strip_prefix": ""})
     np.testing.assert_array_equal(feed(pth, lr), out)
     assert build_method({**opts, "checkpoint": ""}).weights == "random"
-    from infvsr_bench.runner import chunk_layout
+    from infvsr_bench.run.runner import chunk_layout
 
     assert chunk_layout(method, [0, 2, 4])[0] == []  # an image model has no seams
 
@@ -383,7 +383,7 @@ def test_torch_module_video_model_in_chunks_with_context_matches_the_whole_clip(
     no_context = feed(build_method({"name": "torch_module", "target": "tinynets_baselines:TinyVideoSR", "kind": "video",
                                     "checkpoint": str(folder / "video.safetensors"), "chunk_size": 4, "device": "cpu"}), lr)
     assert np.abs(no_context[4].astype(int) - ref[4]).max() > 1  # chunk starts differ without context
-    from infvsr_bench.runner import chunk_layout
+    from infvsr_bench.run.runner import chunk_layout
 
     assert chunk_layout(method, [0, 4, 8])[0] == [0, 4, 8]  # a video model's seams are the feed chunks
 

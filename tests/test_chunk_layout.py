@@ -17,7 +17,7 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.media.sources import build_source
 from infvsr_bench.metrics import build_metric
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.runner import run_clip
+from infvsr_bench.run.runner import RunOptions, run_clip
 from methods import ClipInfo, build_method
 from methods.chunk_layout import ChunkRule
 from methods.classical import Bicubic
@@ -112,7 +112,8 @@ def _clip(tmp_path, n: int = 20, cuts=None) -> ClipEntry:
 ])
 def test_runner_hands_the_methods_layout_and_never_its_feed_unasked(tmp_path, method, starts, note):
     metric = _Layout()
-    outcome = run_clip(_clip(tmp_path, cuts=(7,)), method(method.Config(chunk_size=8)), [metric], progress=False)
+    outcome = run_clip(_clip(tmp_path, cuts=(7,)), method(method.Config(chunk_size=8)), [metric],
+                       RunOptions(progress=False))
     assert metric.chunk_starts == starts
     assert metric.seen[0] == ("cuts", [7]) and metric.seen[1] == ("update", 0)  # cuts come before any frame
     row = outcome.row
@@ -129,7 +130,7 @@ def test_generated_benchmarks_hand_their_recorded_cuts(tmp_path):
     expected = build_source(source, seed=recorded["seed"]).cut_frames()  # the shots the source renders
     assert len(expected) >= 2 and dataset.clips[0].cuts == tuple(expected)
     metric = _Layout()
-    outcome = run_clip(dataset.clips[0], build_method({"name": "bicubic"}), [metric], progress=False)
+    outcome = run_clip(dataset.clips[0], build_method({"name": "bicubic"}), [metric], RunOptions(progress=False))
     assert metric.seen[0] == ("cuts", expected) and outcome.row["scene_cuts"] == expected
 
 
@@ -148,7 +149,7 @@ def test_precomputed_boundary_follows_the_declared_layout_not_chunk_size(tmp_pat
     def boundary(chunk_size: int, layout: dict | None) -> tuple[float, dict]:
         method = build_method({"name": "precomputed", "root": str(tmp_path / "out"), "chunk_size": chunk_size,
                                "chunk_layout": layout})
-        row = run_clip(clip, method, [metric], progress=False).row
+        row = run_clip(clip, method, [metric], RunOptions(progress=False)).row
         return row["semantic_offline_boundary"], row
 
     declared = [boundary(size, {"every": every})[0] for size in (4, 6)]

@@ -20,7 +20,7 @@ from test_external_tools import lr_clip, run
 
 from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ClipError
-from infvsr_bench.results import clip_folder_name
+from infvsr_bench.results.store import clip_folder_name
 from methods import ClipInfo, build_method
 
 NAMES = ("..", ".", "a b", "a_b", "Clip")

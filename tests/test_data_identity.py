@@ -13,8 +13,8 @@ from PIL import Image
 
 from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.report.merge import load_runs
-from infvsr_bench.run_record import read_run_record
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import read_run_record
 from vsr_datasets.benchmark import load_dataset
 from vsr_datasets.builder import recipe_sha256, verify_benchmark
 

@@ -25,9 +25,9 @@ from test_baselines import _alive
 from test_builder_safety import _tiny
 
 from infvsr_bench.app.cli import main
-from infvsr_bench.leases import HOST
-from infvsr_bench.report.merge import Run
-from infvsr_bench.run_record import read_run_record
+from infvsr_bench.results.merge import Run
+from infvsr_bench.results.record import read_run_record
+from infvsr_bench.run.leases import HOST
 from vsr_datasets.benchmark import load_dataset
 
 # clip0 is upscaled at once; clip1 writes the tool's pid and sleeps until it is killed.

@@ -88,10 +88,11 @@ def test_no_import_against_the_layers():
 def test_every_kind_of_bad_import_is_named():
     """The checker fails on each forbidden direction, however the import is written, and passes the allowed ones."""
     sources = {
-        "infvsr_bench.runner": ("infvsr_bench/runner.py", "import os\n\ndef f():\n    from methods.base import Method\n"),
+        "infvsr_bench.run.runner": ("infvsr_bench/run/runner.py",
+                                    "import os\n\ndef f():\n    from methods.base import Method\n"),
         "infvsr_bench.report": ("infvsr_bench/report/__init__.py", "from ..app import cli\n"),
-        "infvsr_bench.report.page": ("infvsr_bench/report/page.py", "from . import merge\nimport vsr_datasets\n"),
-        "infvsr_bench.report.merge": ("infvsr_bench/report/merge.py", "X = 'methods.classical:Bicubic'\n"),
+        "infvsr_bench.report.page": ("infvsr_bench/report/page.py", "from ..results import merge\nimport vsr_datasets\n"),
+        "infvsr_bench.results.merge": ("infvsr_bench/results/merge.py", "X = 'methods.classical:Bicubic'\n"),
         "infvsr_bench.app": ("infvsr_bench/app/__init__.py", ""),
         "infvsr_bench.app.cli": ("infvsr_bench/app/cli.py", "import methods\nfrom vsr_datasets import sources\n"),
         "infvsr_bench.__main__": ("infvsr_bench/__main__.py", "from infvsr_bench.app.cli import main\n"),
@@ -105,9 +106,9 @@ def test_every_kind_of_bad_import_is_named():
     }
     assert violations(sources) == [
         "infvsr_bench/report/__init__.py:1: infvsr_bench.report (core) imports infvsr_bench.app.cli (app)",
-        "infvsr_bench/report/merge.py:1: infvsr_bench.report.merge (core) imports methods.classical (methods)",
         "infvsr_bench/report/page.py:2: infvsr_bench.report.page (core) imports vsr_datasets (vsr_datasets)",
-        "infvsr_bench/runner.py:4: infvsr_bench.runner (core) imports methods.base (methods)",
+        "infvsr_bench/results/merge.py:1: infvsr_bench.results.merge (core) imports methods.classical (methods)",
+        "infvsr_bench/run/runner.py:4: infvsr_bench.run.runner (core) imports methods.base (methods)",
         "methods/__init__.py:1: methods (methods) imports infvsr_bench.app (app)",
         "methods/classical.py:1: methods.classical (methods) imports vsr_datasets.sources (vsr_datasets)",
         "methods/classical.py:3: methods.classical (methods) imports infvsr_bench.metrics.teco (a metric's own module)",

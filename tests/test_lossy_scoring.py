@@ -25,7 +25,7 @@ from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.transcode import SCORE_THROUGH, TranscodeStream
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.runner import run_clip
+from infvsr_bench.run.runner import RunOptions, run_clip
 from methods import build_method
 
 Q7 = SCORE_THROUGH.get("x264_yuv420p_q7")
@@ -118,8 +118,8 @@ def test_lossy_scores_equal_an_independent_encode_and_default_stays_lossless(tmp
     entry, gt, sr = clip
     metrics = lambda: [build_metric("psnr", {}), build_metric("ssim", {})]
     method = build_method({"name": "bicubic", "chunk_size": 7})  # chunks of 7: the codec holds ~40 frames
-    lossy = run_clip(entry, method, metrics(), progress=False, score_through=Q7)
-    lossless = run_clip(entry, method, metrics(), progress=False)
+    lossy = run_clip(entry, method, metrics(), RunOptions(progress=False, score_through=Q7))
+    lossless = run_clip(entry, method, metrics(), RunOptions(progress=False))
     reference = reference_q7(sr, tmp_path / "ref.mp4")
     assert not np.array_equal(reference, sr)
     for column in ("psnr", "ssim"):

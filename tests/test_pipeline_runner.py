@@ -18,9 +18,9 @@ from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
-from infvsr_bench.pipeline import Stages
-from infvsr_bench.results import RunStore
-from infvsr_bench.runner import run_all
+from infvsr_bench.results.store import RunStore
+from infvsr_bench.run.pipeline import Stages
+from infvsr_bench.run.runner import RunOptions, run_all
 from methods import METHODS
 from methods.classical import Bicubic, ClassicalConfig
 
@@ -213,8 +213,9 @@ class _Busy(Metric):
 def _one_clip(tmp_path: Path, method: Bicubic, metric: Metric) -> pd.Series:
     root = clips_folder(tmp_path / "data", {"c0": 12})
     clips = [ClipEntry("c0", root / "LR" / "c0.mkv", root / "GT" / "c0.mkv")]
-    _, table = run_all(clips, method, [metric], RunStore(tmp_path / "run"), progress=False, pipeline=True)
-    row = table.iloc[0]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, method, [metric], store, RunOptions(progress=False, pipeline=True))
+    row = pd.Series(store.clip_row("c0"))
     assert row["status"] == "ok" and row["test_busy"] == 6
     return row
 

@@ -937,7 +937,7 @@ def test_runner_tells_metrics_the_clip_length_before_the_frames(tmp_path, fake_d
     from conftest import downscale, write_clip
 
     from infvsr_bench.contracts import ClipEntry
-    from infvsr_bench.runner import run_clip
+    from infvsr_bench.run.runner import RunOptions, run_clip
     from methods import build_method
 
     gt = real_frames(60, (64, 96), seed=7)
@@ -948,7 +948,7 @@ def test_runner_tells_metrics_the_clip_length_before_the_frames(tmp_path, fake_d
     metric.begin_clip = lambda n: (calls.append(("begin_clip", n)), begin(n))[1]
     update = metric.update
     metric.update = lambda sr, gt, i: (calls.append(("update", i)), update(sr, gt, i))[1]
-    row = run_clip(clip, build_method({"name": "bicubic"}), [metric], max_frames=50, progress=False).row
+    row = run_clip(clip, build_method({"name": "bicubic"}), [metric], RunOptions(max_frames=50, progress=False)).row
     assert calls[0] == ("begin_clip", 50) and calls[1][0] == "update"
     (views,) = fake_dover.calls
     assert views["technical"].shape[0] == 96 and np.isfinite(row["dover"])

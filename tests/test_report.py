@@ -16,9 +16,9 @@ import pytest
 from conftest import REPO
 
 from infvsr_bench.app.cli import main
-from infvsr_bench.report.merge import load_runs
+from infvsr_bench.results.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_latex, to_markdown
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
+from infvsr_bench.results.record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 PSNR = {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,
         "settings": {"channel": "y", "crop_border": 0}, "weights": "none"}

@@ -13,9 +13,9 @@ import pytest
 from metric_tester import feed
 
 from infvsr_bench.report import reference
-from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import APART, leaderboard, to_csv, to_latex, to_markdown
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_table
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import DatasetRecord, RunRecord, RunStatus, write_table
 
 DINO = "semantic_drift_dino"
 CLIP = "semantic_drift_clip"
@@ -55,7 +55,8 @@ def write_run(root: Path, method: str, infos: list[dict], clips: dict[str, dict[
                        method={"name": method, "weights": "none", "parameters": 0, "config": {}}, metrics=infos,
                        environment={}, started="2026-01-01", dataset=DatasetRecord(dataset, 4, list(clips)),
                        status=RunStatus.COMPLETE, finished="2026-01-01")
-    # Raw, keeping the declared columns' order: run_record.write_run_record sorts keys (see the report of #22 point 3).
+    # Raw, keeping the declared columns' order: results.record.write_run_record sorts keys
+    # (see the report of #22 point 3).
     (path / "run.json").write_text(json.dumps(record.to_dict()))
     return path
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import clips_folder
 
 from infvsr_bench.app.cli import main
-from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_csv, to_markdown
-from infvsr_bench.run_record import write_table
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import write_table
 
 
 def _run(root: Path, out: Path, *extra: str) -> Path:

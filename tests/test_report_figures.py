@@ -13,8 +13,8 @@ import pytest
 from matplotlib.colors import to_hex
 
 from infvsr_bench.report import plots
-from infvsr_bench.report.merge import load_runs
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import DatasetRecord, RunRecord, RunStatus, write_run_record, write_table
 
 COL = "semantic_drift_dino"
 PSNR = {"metric": "psnr", "column": "psnr", "version": "1.0", "kind": "FR", "higher_is_better": True,

@@ -22,7 +22,7 @@ import pytest
 from test_report import BROWSERS, _Dom, make_run
 
 from infvsr_bench.app.cli import main
-from infvsr_bench.run_record import RunRecord, read_run_record, write_run_record
+from infvsr_bench.results.record import RunRecord, read_run_record, write_run_record
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

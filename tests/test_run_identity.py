@@ -19,10 +19,10 @@ from conftest import REPO, clips_folder
 
 from infvsr_bench.app.cli import main
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.results import RunStore, clip_folder_name
-from infvsr_bench.report.merge import load_runs
-from infvsr_bench.run_record import (FORMAT_VERSION, DatasetRecord, RunKey, RunRecord, RunStatus, fingerprint,
-                                     read_run_record, run_identity, write_clip_row, write_table)
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import (FORMAT_VERSION, DatasetRecord, RunKey, RunRecord, RunStatus, fingerprint,
+                                         read_run_record, run_identity, write_clip_row, write_table)
+from infvsr_bench.results.store import RunStore, clip_folder_name
 
 # A ``run`` that waits, once its run identity is known, until the test releases every racer at once.
 RACER = """

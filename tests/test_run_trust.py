@@ -17,10 +17,10 @@ from conftest import clips_folder, real_frames, write_clip
 from infvsr_bench.app.cli import main
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.metrics.base import MetricKind, MetricResult, Metric
-from infvsr_bench.results import RunStore, clip_folder_name
-from infvsr_bench.run_record import FORMAT_VERSION, RunRecord, read_run_record
-from infvsr_bench.runner import run_all
+from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult
+from infvsr_bench.results.record import FORMAT_VERSION, RunRecord, read_run_record
+from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.run.runner import RunOptions, run_all
 from methods.classical import Bicubic, ClassicalConfig
 
 
@@ -170,7 +170,9 @@ def _hungry_run(tmp_path: Path) -> pd.DataFrame:
     root = clips_folder(tmp_path / "data", {"c0": 6, "c1": 6})
     clips = [ClipEntry(n, root / "LR" / f"{n}.mkv", root / "GT" / f"{n}.mkv") for n in ("c0", "c1")]
     method = _Hungry(ClassicalConfig(chunk_size=3))
-    return run_all(clips, method, [_hog_metric()], RunStore(tmp_path / "run"), progress=False)[1]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, method, [_hog_metric()], store, RunOptions(progress=False))
+    return pd.DataFrame([store.clip_row(c.name) for c in clips])
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
@@ -201,7 +203,9 @@ def _tidy_run_with_garbage(tmp_path: Path) -> pd.DataFrame:
     junk: list = [np.ones(300 * MIB // 8)]
     junk.append(junk)
     del junk
-    return run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], RunStore(tmp_path / "run"), progress=False)[1]
+    store = RunStore(tmp_path / "run")
+    run_all(clips, _Tidy(ClassicalConfig(chunk_size=3)), [], store, RunOptions(progress=False))
+    return pd.DataFrame([store.clip_row(c.name) for c in clips])
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
@@ -214,7 +218,7 @@ def test_garbage_others_left_is_not_taken_off_the_method(tmp_path):
 
 
 def test_no_automatic_garbage_collection_inside_a_memory_window():
-    from infvsr_bench.memory import MemoryAccount
+    from infvsr_bench.run.memory import MemoryAccount
 
     account = MemoryAccount()
     for enabled in (True, False):
@@ -253,7 +257,7 @@ def test_clip_rows_and_tables_carry_the_format_version_and_another_format_is_not
     another format (format 3 wrote none) is redone or left out with a note, never read as this run's."""
     import pyarrow.parquet as pq
 
-    from infvsr_bench.report.merge import load_runs
+    from infvsr_bench.results.merge import load_runs
 
     root = folder_dataset(lengths=(6,))
     assert run_cli("dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}") == 0

@@ -19,10 +19,10 @@ from conftest import REPO, downscale, real_frames, write_clip
 from infvsr_bench.app.cli import main
 from infvsr_bench.config import ShardConfig
 from infvsr_bench.errors import ConfigError
-from infvsr_bench.leases import HOST, Lease, LeaseLost
-from infvsr_bench.results import RunStore
-from infvsr_bench.run_record import DatasetRecord, RunRecord, RunStatus, read_run_record
-from infvsr_bench.shards import assign, gpu_for, select
+from infvsr_bench.results.record import DatasetRecord, RunRecord, RunStatus, read_run_record
+from infvsr_bench.results.store import RunStore
+from infvsr_bench.run.leases import HOST, Lease, LeaseLost
+from infvsr_bench.run.shards import assign, gpu_for, select
 
 MEASURED = ("method_seconds", "method_fps", "method_peak_rss_mib", "method_peak_cuda_mib", "metrics_peak_rss_mib",
             "metrics_peak_cuda_mib", "process_peak_rss_mib", "process_peak_cuda_mib")
@@ -89,7 +89,7 @@ def test_a_lease_is_held_by_one_worker_until_released(tmp_path):
     assert first is not None and json.loads(path.read_text())["pid"] == os.getpid()
     # Another live worker of this host (the test's parent process stands in for it) holds it now.
     data = json.loads(path.read_text())
-    from infvsr_bench.leases import _process_start
+    from infvsr_bench.run.leases import _process_start
 
     path.write_text(json.dumps({**data, "pid": os.getppid(), "pid_started": _process_start(os.getppid()),
                                 "token": "other"}))
@@ -115,7 +115,7 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over_at_once(tmp_path):
 STALLED_BEAT = """
 import os, sys, time
 from pathlib import Path
-from infvsr_bench.leases import Lease
+from infvsr_bench.run.leases import Lease
 lease = Lease.acquire(Path(sys.argv[1]), 3600)
 def stall(*args):
     Path(sys.argv[2]).touch()

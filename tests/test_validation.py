@@ -7,8 +7,8 @@ import pytest
 from conftest import clips_folder
 
 from infvsr_bench.app.cli import main
-from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard
+from infvsr_bench.results.merge import load_runs
 
 
 @pytest.fixture(scope="module")

@@ -63,7 +63,7 @@ def check_overrides(overrides: list[str]) -> None:
     check_option_values(overrides)
     _preflight_weights(overrides)
     roots = [o.split("=", 1)[1] for o in overrides if o.startswith("output_root=")]
-    from infvsr_bench.results import check_writable
+    from infvsr_bench.results.store import check_writable
 
     check_writable(Path(roots[-1] if roots else "runs").expanduser())
 
@@ -357,8 +357,8 @@ def cmd_train(args: list[str]) -> int:
 
 def cmd_merge(args: list[str]) -> int:
     """Rebuild run folders' tables and records from their clip files; 0 when every clip is ok."""
-    from infvsr_bench.results import RunStore
-    from infvsr_bench.run_record import RUN_FILE, is_run_folder
+    from infvsr_bench.results.record import RUN_FILE, is_run_folder
+    from infvsr_bench.results.store import RunStore
 
     if not args or any("=" in a for a in args):
         raise ConfigError("usage: python -m infvsr_bench merge <run folder> ...")

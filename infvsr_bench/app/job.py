@@ -12,19 +12,19 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from infvsr_bench import shards
-from infvsr_bench.config import ShardConfig, check_run_options, from_options
+from infvsr_bench.config import RunConfig, ShardConfig, check_run_options, from_options
 from infvsr_bench.contracts import ClipEntry
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError, VideoReadError
 from infvsr_bench.io.atomic import HOST
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.io.transcode import SCORE_THROUGH
-from infvsr_bench.memory import PROBE, MemoryAccount, settle
 from infvsr_bench.metrics import build_metric
-from infvsr_bench.results import RunStore, environment
-from infvsr_bench.run_record import DatasetRecord, RunRecord, fingerprint, run_identity
-from infvsr_bench.runner import MemoryAccounts, run_all
+from infvsr_bench.results.record import DatasetRecord, RunRecord, fingerprint, run_identity
+from infvsr_bench.results.store import RunStore, environment
+from infvsr_bench.run import shards
+from infvsr_bench.run.memory import PROBE, MemoryAccount, settle
+from infvsr_bench.run.runner import MemoryAccounts, RunOptions, run_all
 from methods.base import build_method
 from vsr_datasets.benchmark import load_dataset
 
@@ -45,13 +45,12 @@ def _add_file_log(run_dir: Path) -> None:
     log.setLevel(logging.INFO)
 
 
-def clip_frames(clip: ClipEntry, max_frames: int | None) -> int:
+def clip_frames(clip: ClipEntry, options: RunOptions) -> int:
     """Frames the run will process of ``clip`` (0 when unreadable: it fails wherever it lands)."""
     try:
-        n = open_video(clip.lr).num_frames
+        return options.frames_of(open_video(clip.lr).num_frames)
     except VideoReadError:
         return 0
-    return n if max_frames is None else min(n, max_frames)
 
 
 def summary_table(clips: pd.DataFrame, metric_columns: list[str]) -> str:
@@ -89,30 +88,33 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     check_run_options(config)  # again once resolved: interpolations and config files (the CLI checked the command line)
     shard = from_options(ShardConfig, config.pop("shard", None) or {}, "shard")  # the worker's, not the run's
     shards.check(shard)
-    if config["threads"]:
-        torch.set_num_threads(config["threads"])
+    run = from_options(RunConfig, {**config, "shard": shard}, "run")  # the record keeps ``config`` as resolved
+    if run.threads:
+        torch.set_num_threads(run.threads)
     store = RunStore(run_dir)
     _add_file_log(run_dir)
-    score_through = SCORE_THROUGH.get(config["score_through"])
+    options = RunOptions(max_frames=run.max_frames, save_outputs=run.save_outputs, output_codec=run.output_codec,
+                         progress=run.progress, score_through=SCORE_THROUGH.get(run.score_through),
+                         pipeline=run.pipeline, lease_timeout_s=shard.lease_timeout_s)
 
     # Cheap and fail-fast first (metric weights), then the method (may load large weights), then
     # the data (may build a benchmark on first use). Each component's memory is counted apart.
     metrics_memory = MemoryAccount(resolve_device("auto").type)
     settle()
     with metrics_memory:
-        metrics = [build_metric(name, opts) for name, opts in (config["metrics"] or {}).items()]
+        metrics = [build_metric(name, opts) for name, opts in (run.metrics or {}).items()]
     method_memory = MemoryAccount(resolve_device("auto").type)
     settle()
     with method_memory:
-        method = build_method(config["method"])
+        method = build_method(run.method)
     closing.callback(method.close)
     method_memory.settle_on(method.device)
     memory = MemoryAccounts(method_memory, metrics_memory)
-    dataset = load_dataset(config["dataset"])
-    clips = dataset.clips[: config["max_clips"]] if config["max_clips"] else dataset.clips
+    dataset = load_dataset(run.dataset)
+    clips = dataset.clips[: run.max_clips] if run.max_clips else dataset.clips
     if dataset.scale != method.scale:
         raise ConfigError(f"dataset {dataset.name} is x{dataset.scale} but method {method.name} is x{method.scale}")
-    frames = [clip_frames(c, config["max_frames"]) for c in clips] if shard.count > 1 else [0] * len(clips)
+    frames = [clip_frames(c, options) for c in clips] if shard.count > 1 else [0] * len(clips)
     mine = shards.select(clips, frames, shard)
 
     method_info, metric_infos = method.info(), [m.info() for m in metrics]
@@ -124,17 +126,11 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
         config=config, identity=identity, fingerprint=fingerprint(identity), method=method_info,
         metrics=metric_infos, dataset=data, environment={**environment(), "memory_probe": PROBE},
         started=dt.datetime.now(dt.timezone.utc).isoformat(),
-    ), bool(config["overwrite"]))
+    ), run.overwrite)
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
              len(mine), len(data.clips), method.name, [m.column for m in metrics])
     try:
-        run_all(
-            mine, method, metrics, store,
-            max_frames=config["max_frames"], save_outputs=bool(config["save_outputs"]),
-            output_codec=config["output_codec"], progress=bool(config["progress"]), memory=memory,
-            score_through=score_through, pipeline=bool(config["pipeline"]), run_clips=data.clips,
-            lease_timeout_s=shard.lease_timeout_s,
-        )
+        run_all(mine, method, metrics, store, options, memory, run_clips=data.clips)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finished clips are kept, the record says interrupted
         store.merge(shard.lease_timeout_s, interrupted=True)
         raise

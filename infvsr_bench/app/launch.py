@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from infvsr_bench.errors import InfvsrError
 from infvsr_bench.interrupts import sigterm_unwinds
-from infvsr_bench.shards import pin_gpu
+from infvsr_bench.run.shards import pin_gpu
 
 
 class JobFailed(CompactHydraException):

@@ -1,1 +1,1 @@
-"""Reports from run folders alone: merge, leaderboard tables, plots."""
+"""Reports from merged run folders (infvsr_bench.results.merge): leaderboard tables, plots, the page."""

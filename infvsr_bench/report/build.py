@@ -8,8 +8,8 @@ from pathlib import Path
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report import page, plots
 from infvsr_bench.report.figure import Figure
-from infvsr_bench.report.merge import load_runs
 from infvsr_bench.report.tables import leaderboard, to_markdown, write_all
+from infvsr_bench.results.merge import load_runs
 
 
 @dataclasses.dataclass

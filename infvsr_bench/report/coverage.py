@@ -21,8 +21,8 @@ from enum import Enum
 
 import pandas as pd
 
-from infvsr_bench.report.merge import Merged, Run
-from infvsr_bench.run_record import RunStatus
+from infvsr_bench.results.merge import Merged, Run
+from infvsr_bench.results.record import RunStatus
 
 
 class State(str, Enum):

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 from infvsr_bench.io.atomic import write_bytes
 from infvsr_bench.report.figure import Figure
-from infvsr_bench.report.merge import Run
 from infvsr_bench.report.tables import Leaderboard, html_leaderboard, html_page
+from infvsr_bench.results.merge import Run
 
 PAGE = "index.html"
 STYLE = ("figure{margin:2em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}"

@@ -28,7 +28,6 @@ from matplotlib.ticker import FormatStrFormatter, NullFormatter
 from infvsr_bench.io.atomic import write_bytes
 from infvsr_bench.report.coverage import Coverage, coverage
 from infvsr_bench.report.figure import Figure
-from infvsr_bench.report.merge import Merged
 from infvsr_bench.report.style import (
     Style,
     curve_label,
@@ -37,6 +36,7 @@ from infvsr_bench.report.style import (
     metric_label,
     unranked_text,
 )
+from infvsr_bench.results.merge import Merged
 
 LENGTHS = (100, 250, 500, 1000, 2000, 5000, 10000, 20000)
 SMOOTH = 25  # points of the centred rolling mean drawn for per-frame curves

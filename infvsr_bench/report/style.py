@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any
 
 from infvsr_bench.report.coverage import Coverage, _extent, _extent_text, frame_limit
-from infvsr_bench.report.merge import Merged
+from infvsr_bench.results.merge import Merged
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale by marker.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")

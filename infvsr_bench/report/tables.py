@@ -29,8 +29,8 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.atomic import write_bytes
 from infvsr_bench.report.columns import Direction
 from infvsr_bench.report.coverage import Coverage, coverage, value_counts
-from infvsr_bench.report.merge import Merged
 from infvsr_bench.report.reference import place
+from infvsr_bench.results.merge import Merged
 
 AGGREGATIONS = ("clip_mean", "frame_weighted")
 

@@ -31,8 +31,8 @@ from safetensors.torch import load_file
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.io.atomic import write_json
-from infvsr_bench.leases import HOST, is_stale
-from infvsr_bench.results import clip_folder_name
+from infvsr_bench.results.store import clip_folder_name
+from infvsr_bench.run.leases import HOST, is_stale
 from vsr_datasets.builder import verify_benchmark
 
 LENGTHS = {"c0": 24, "c1": 30, "c2": 20, "c3": 26, "c4": 22}

@@ -7,9 +7,9 @@ with one clip into a failed row (with the reason) while the run goes on with the
 
 Pipelined (the default), LR and GT are decoded ahead by reader threads and the metrics and the writer
 consume SR chunks in their own threads while the method works on the next chunk, all behind bounded
-queues (infvsr_bench/pipeline.py); the same calls in the same order, so the same results as on one
+queues (infvsr_bench/run/pipeline.py); the same calls in the same order, so the same results as on one
 thread. The method's time and memory stay its own: its timer runs only inside its calls, and memory
-windows are exclusive (infvsr_bench/memory.py), so metric updates wait while the method is in a call.
+windows are exclusive (infvsr_bench/run/memory.py), so metric updates wait while the method is in a call.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import torch
 from infvsr_bench.contracts import ClipEntry, ClipInfo, Method, Metric
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ClipError, InfvsrError, VideoReadError
-from infvsr_bench.io.readers import open_video, unmatched_frame
+from infvsr_bench.io.readers import VideoReader, open_video, unmatched_frame
 from infvsr_bench.io.transcode import LossyEncoding, TranscodeStream
-from infvsr_bench.io.writers import open_writer
-from infvsr_bench.leases import Lease, LeaseLost, describe, read_holder
-from infvsr_bench.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
-from infvsr_bench.pipeline import Stages
+from infvsr_bench.io.writers import FrameWriter, open_writer
 from infvsr_bench.progress import progress_bar
-from infvsr_bench.results import RunStore, clip_folder_name
+from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.run.leases import Lease, LeaseLost, describe, read_holder
+from infvsr_bench.run.memory import MemoryAccount, process_peak_cuda_mib, process_peak_rss_mib, settle
+from infvsr_bench.run.pipeline import Stages
 
 log = logging.getLogger("infvsr_bench")
 
@@ -57,6 +57,23 @@ def to_uint8_frames(sr: Any, expected_hw: tuple[int, int]) -> np.ndarray:
             raise ClipError("method output contains NaN or Inf")
         return (np.clip(sr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
     raise ClipError(f"method output has dtype {sr.dtype}, expected uint8 or float in [0,1]")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the runner treats every clip of a run; built once by the application from the run config."""
+
+    max_frames: int | None = None  # None: whole clips
+    save_outputs: bool = False  # write each clip's SR frames under the run folder's outputs/
+    output_codec: str = "ffv1"  # of the saved outputs (png: a folder of frames)
+    progress: bool = True
+    score_through: LossyEncoding | None = None  # the metrics see the SR frames after this lossy encode
+    pipeline: bool = True  # overlap decoding, the method, scoring and writing in threads
+    lease_timeout_s: float = 120.0  # a clip's lease older than this is taken over
+
+    def frames_of(self, num_frames: int) -> int:
+        """Frames the run feeds of a clip of ``num_frames`` (``max_frames`` may cut it short)."""
+        return num_frames if self.max_frames is None else min(num_frames, self.max_frames)
 
 
 @dataclass
@@ -88,7 +105,7 @@ class _Timer:
 
 @dataclass
 class MemoryAccounts:
-    """The method's and the metrics' own memory, kept apart (see infvsr_bench.memory)."""
+    """The method's and the metrics' own memory, kept apart (see infvsr_bench.run.memory)."""
 
     method: MemoryAccount
     metrics: MemoryAccount
@@ -114,25 +131,44 @@ def run_clip(
     clip: ClipEntry,
     method: Method,
     metrics: list[Metric],
-    max_frames: int | None = None,
+    options: RunOptions = RunOptions(),
     output_path: Path | None = None,
-    output_codec: str = "ffv1",
-    progress: bool = True,
     memory: MemoryAccounts | None = None,
-    score_through: LossyEncoding | None = None,
-    pipeline: bool = True,
     lease: Lease | None = None,
 ) -> ClipOutcome:
-    """Process and score one clip; raises ClipError / VideoReadError for problems with this clip.
+    """Process and score one clip, writing its SR frames to ``output_path`` if given; raises ClipError /
+    VideoReadError for problems with this clip.
 
-    With ``score_through`` the metrics see the SR frames after that lossy encode and decode (outside
-    the method's timer; frames reach them after the codec's latency); saved outputs stay the method's.
-    ``pipeline`` overlaps the stages in threads (see the module docstring); a ``lease`` that another
-    worker takes over stops the clip between chunks (LeaseLost).
+    Four steps: open and check the clip's LR (and GT), begin the metrics, stream the chunks through the
+    method to the metrics and the writer, then compute the metrics and build the clip's row.
+    With ``options.score_through`` the metrics see the SR frames after that lossy encode and decode
+    (outside the method's timer; frames reach them after the codec's latency); saved outputs stay the
+    method's. ``options.pipeline`` overlaps the stages in threads (see the module docstring); a ``lease``
+    that another worker takes over stops the clip between chunks (LeaseLost).
     """
     memory = memory or MemoryAccounts.for_method(method)
+    opened = _open_clip(clip, method.scale, metrics, options)
+    writer = open_writer(output_path, fps=opened.lr.fps, codec=options.output_codec) if output_path else None
+    _begin_clip(opened, metrics, memory)
+    method_seconds, feed_starts = _stream(opened, method, metrics, writer, options, memory, lease)
+    return _finish(opened, method, metrics, method_seconds, feed_starts, options, memory)
+
+
+@dataclass(frozen=True)
+class _OpenClip:
+    """One clip opened for the run: its entry, its readers and what follows from them."""
+
+    entry: ClipEntry
+    lr: VideoReader
+    gt: VideoReader | None
+    frames: int  # frames fed to the method (``max_frames`` may cut the clip short)
+    sr_hw: tuple[int, int]  # the method's output frame size
+
+
+def _open_clip(clip: ClipEntry, scale: int, metrics: list[Metric], options: RunOptions) -> _OpenClip:
+    """The clip's LR and GT readers, checked against each other and the metrics (ClipError naming the problem)."""
     lr = open_video(clip.lr)
-    total = lr.num_frames if max_frames is None else min(lr.num_frames, max_frames)
+    total = options.frames_of(lr.num_frames)
     needs_gt = any(m.needs_gt for m in metrics)
     gt = None
     if clip.gt is not None:
@@ -141,31 +177,41 @@ def run_clip(
             odd = unmatched_frame(gt, lr)
             raise ClipError(f"GT has {gt.num_frames} frames but LR has {lr.num_frames}"
                             + (f" ({odd} has no frame of its number on the other side)" if odd else ""))
-        if gt.size != (lr.height * method.scale, lr.width * method.scale):
+        if gt.size != (lr.height * scale, lr.width * scale):
             raise ClipError(
-                f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{method.scale} "
-                f"is {lr.width * method.scale}x{lr.height * method.scale}"
+                f"GT is {gt.width}x{gt.height} but LR {lr.width}x{lr.height} x{scale} "
+                f"is {lr.width * scale}x{lr.height * scale}"
             )
     elif needs_gt:
         names = [m.column for m in metrics if m.needs_gt]
         raise ClipError(f"no GT for this clip, but full-reference metric(s) {names} need it")
+    return _OpenClip(clip, lr, gt, total, (lr.height * scale, lr.width * scale))
 
-    out_hw = (lr.height * method.scale, lr.width * method.scale)
-    writer = open_writer(output_path, fps=lr.fps, codec=output_codec) if output_path else None
+
+def _begin_clip(clip: _OpenClip, metrics: list[Metric], memory: MemoryAccounts) -> None:
+    """Start the clip's memory accounts and tell every metric, reset, what the clip will feed."""
     settle()
     memory.method.start_clip()
     memory.metrics.start_clip()
     with memory.metrics:
         for m in metrics:
             m.reset()
-            m.begin_clip(total)
+            m.begin_clip(clip.frames)
             if m.needs_chunk_layout:
-                m.set_scene_cuts(None if clip.cuts is None else list(clip.cuts))
-    codec = TranscodeStream(score_through, *out_hw, lr.fps) if score_through is not None else None
+                m.set_scene_cuts(None if clip.entry.cuts is None else list(clip.entry.cuts))
+
+
+def _stream(clip: _OpenClip, method: Method, metrics: list[Metric], writer: FrameWriter | None,
+            options: RunOptions, memory: MemoryAccounts, lease: Lease | None) -> tuple[float, list[int]]:
+    """Feed the clip's LR chunks to the method and its SR chunks to the metrics (through the lossy codec of
+    ``options.score_through`` if any) and the writer; returns the method's seconds and the first frame of
+    each chunk fed. The writer is closed when every frame is written, aborted on any error."""
+    lr, gt, total, out_hw = clip.lr, clip.gt, clip.frames, clip.sr_hw
+    codec = TranscodeStream(options.score_through, *out_hw, lr.fps) if options.score_through is not None else None
     timer = _Timer(method.device)
     done = scored = 0
     feed_starts: list[int] = []
-    stages = Stages(threaded=pipeline)
+    stages = Stages(threaded=options.pipeline)
 
     def score(sr: np.ndarray) -> None:
         nonlocal scored
@@ -188,7 +234,7 @@ def run_clip(
             return
         if done + n > total:
             raise ClipError(f"method returned more frames than the {total} it was given")
-        if pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
+        if options.pipeline and (sr is sr_raw or isinstance(sr_raw, torch.Tensor)):
             sr = sr.copy()  # the method may reuse its output buffer while other threads still read it
         scorer.put(sr)
         if saver is not None:
@@ -196,15 +242,15 @@ def run_clip(
         done += n
 
     try:
-        with stages, progress_bar(total=total, desc=f"clip {clip.name}", unit="frame", leave=False,
-                                  enabled=progress) as bar:
+        with stages, progress_bar(total=total, desc=f"clip {clip.entry.name}", unit="frame", leave=False,
+                                  enabled=options.progress) as bar:
             # GT one chunk ahead and LR two chunks ahead (reader threads); SR chunks to the metrics and
             # the writer, two waiting each: memory bounded by the chunk size, never by the clip length.
             gt_frames = stages.prefetch(gt.iter_frames(), method.chunk_size, "gt") if gt is not None else None
             scorer = stages.sink(score if codec is None else lambda sr: score(codec.push(sr)), 2, "metrics")
             saver = stages.sink(writer.write, 2, "writer") if writer is not None else None
             with memory.method:
-                method.reset(ClipInfo(clip.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
+                method.reset(ClipInfo(clip.entry.name, total, lr.height, lr.width, lr.fps, lr.num_frames))
             start = 0
             for chunk in stages.prefetch(lr.iter_chunks(method.chunk_size, max_frames=total), 2, "lr"):
                 if lease is not None:
@@ -236,9 +282,16 @@ def run_clip(
         if writer is not None:
             writer.abort()
         raise
+    return timer.seconds, feed_starts
 
+
+def _finish(clip: _OpenClip, method: Method, metrics: list[Metric], method_seconds: float, feed_starts: list[int],
+            options: RunOptions, memory: MemoryAccounts) -> ClipOutcome:
+    """Compute every metric (handing boundary metrics the method's chunk layout) and build the clip's
+    per-frame table, row and curves."""
+    lr, total, name = clip.lr, clip.frames, clip.entry.name
     frames = pd.DataFrame({"frame": np.arange(total, dtype=np.int64)})
-    row: dict[str, Any] = {"clip": clip.name, "status": "ok", "reason": None, "frames": total}
+    row: dict[str, Any] = {"clip": name, "status": "ok", "reason": None, "frames": total}
     layout, layout_note = chunk_layout(method, feed_starts)
     curves = []
     for m in metrics:
@@ -250,15 +303,15 @@ def run_clip(
         row.update(result.scalars)
         if result.curves is not None and len(result.curves):
             curves.append(result.curves.assign(metric=m.column))
-    frames.insert(0, "clip", clip.name)
-    curve_table = pd.concat(curves, ignore_index=True).assign(clip=clip.name) if curves else None
+    frames.insert(0, "clip", name)
+    curve_table = pd.concat(curves, ignore_index=True).assign(clip=name) if curves else None
     row.update(
         {
             "lr_height": lr.height,
             "lr_width": lr.width,
             "lr_frames": lr.num_frames,  # the whole clip: ``frames`` fewer means max_frames cut it short
-            "method_seconds": timer.seconds,
-            "method_fps": total / timer.seconds if timer.seconds > 0 else float("inf"),
+            "method_seconds": method_seconds,
+            "method_fps": total / method_seconds if method_seconds > 0 else float("inf"),
             # The method's own memory (what it holds + its calls' peaks), the metrics' own, and the
             # whole process since it started (every component, every clip so far).
             **memory.method.clip_columns("method"),
@@ -268,8 +321,9 @@ def run_clip(
             "num_chunks": None if layout is None else len(layout),
             "chunk_starts": layout,
             "chunk_layout": layout_note,
-            "scene_cuts": None if clip.cuts is None else [int(c) for c in clip.cuts if c < total],
-            "score_through": "lossless" if codec is None else score_through.describe(*out_hw),
+            "scene_cuts": None if clip.entry.cuts is None else [int(c) for c in clip.entry.cuts if c < total],
+            "score_through": ("lossless" if options.score_through is None
+                              else options.score_through.describe(*clip.sr_hw)),
             **method.clip_record(),
         }
     )
@@ -285,28 +339,25 @@ def run_all(
     method: Method,
     metrics: list[Metric],
     store: RunStore,
-    max_frames: int | None = None,
-    save_outputs: bool = False,
-    output_codec: str = "ffv1",
-    progress: bool = True,
+    options: RunOptions = RunOptions(),
     memory: MemoryAccounts | None = None,
-    score_through: LossyEncoding | None = None,
-    pipeline: bool = True,
     run_clips: list[str] | None = None,
-    lease_timeout_s: float = 120.0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every unfinished clip of ``clips`` and return the tables of ``run_clips`` (the whole run's
-    clips in order; default ``clips``). Finished clips are skipped and failed ones retried, except those
-    another worker failed since this call began; a clip leased by another worker is left to it."""
+) -> None:
+    """Run every unfinished clip of ``clips``, writing each clip's files into ``store``. Finished clips are
+    skipped and failed ones retried, except those another worker failed since this call began; a clip
+    leased by another worker is left to it. After each clip the tables of ``run_clips`` (the whole run's
+    clips in order; default ``clips``) are rebuilt, so a run killed with kill -9 leaves tables holding
+    every finished clip (``report`` reads only the tables); the final tables and the record are the
+    caller's ``store.merge``."""
     order = run_clips or [c.name for c in clips]
     memory = memory or MemoryAccounts.for_method(method)
-    suffix = {"png": ""}.get(output_codec, ".mkv")
+    suffix = {"png": ""}.get(options.output_codec, ".mkv")
     began = time.time()
-    for clip in progress_bar(clips, desc=method.name, unit="clip", enabled=progress):
+    for clip in progress_bar(clips, desc=method.name, unit="clip", enabled=options.progress):
         if store.is_finished(clip.name):
             log.info("clip %s: already finished, skipped", clip.name)
             continue
-        lease = store.claim(clip.name, lease_timeout_s)
+        lease = store.claim(clip.name, options.lease_timeout_s)
         if lease is None:
             log.info("clip %s: in progress by %s, skipped", clip.name, describe(read_holder(store.lease_path(clip.name))))
             continue
@@ -319,18 +370,16 @@ def run_all(
                 log.info("clip %s: failed in another worker since this one started, not retried now", clip.name)
                 continue
             log.info("clip %s: processing", clip.name)
-            out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if save_outputs else None
+            out = store.dir / "outputs" / f"{clip_folder_name(clip.name)}{suffix}" if options.save_outputs else None
             if out is not None:
                 out.parent.mkdir(exist_ok=True)
-            outcome = _attempt(clip.name, partial(run_clip, clip, method, metrics, max_frames, out, output_codec,
-                                                  progress, memory, score_through, pipeline, lease))
+            outcome = _attempt(clip.name, partial(run_clip, clip, method, metrics, options, out, memory, lease))
             if outcome is None or lease.lost:
                 log.warning("clip %s: its lease was taken over by %s; the result is left to that worker",
                             clip.name, describe(lease.lost_to))
                 continue
             store.write_clip(clip.name, outcome.frames, outcome.row, outcome.curves)
         store.consolidate(order)
-    return store.consolidate(order)
 
 
 def _attempt(clip: str, work: Callable[[], ClipOutcome]) -> ClipOutcome | None:

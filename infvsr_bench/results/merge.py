@@ -28,8 +28,8 @@ import pyarrow as pa
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import derived_columns, derived_info
-from infvsr_bench.run_record import (RUN_FILE, RunKey, RunRecord, RunStatus, identity_differences, is_run_folder,
-                                     read_run_record, read_table)
+from infvsr_bench.results.record import (RUN_FILE, RunKey, RunRecord, RunStatus, identity_differences, is_run_folder,
+                                         read_run_record, read_table)
 from infvsr_bench.weights import WeightsKind
 
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended

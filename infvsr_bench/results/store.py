@@ -7,11 +7,11 @@ Layout of a run folder::
     clips/<folder>/frames.parquet per-frame values of one finished clip (folder: ``clip_folder_name``)
     clips/<folder>/clip.json      the clip's row, naming the clip and the run key (format version, fingerprint)
                                   it was computed under; written last, so it marks the clip as finished
-    clips/<folder>/lease.json     while a worker does the clip: its claim (infvsr_bench/leases.py)
+    clips/<folder>/lease.json     while a worker does the clip: its claim (infvsr_bench/run/leases.py)
     frames.parquet / .csv    all clips' per-frame values
     clips.parquet / .csv     one row per clip (status ok / failed with the reason)
 
-The files' formats (run.json, clip.json, the parquet tables, each versioned) are ``run_record``'s; every
+The files' formats (run.json, clip.json, the parquet tables, each versioned) are ``results.record``'s; every
 file is written atomically (``io.atomic``), so ``kill -9`` never leaves a torn file. Any number
 of workers may share a folder: the first to begin makes it its run's (``begin``: identity checked and
 written under a lock, so a worker of another run is refused), clips are claimed with leases, and the
@@ -41,13 +41,13 @@ import pandas as pd
 
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.atomic import HOST
-from infvsr_bench.leases import Lease, describe, is_stale, read_holder
-from infvsr_bench.run_record import (CLIP_FILE, FORMAT_VERSION, RunKey, RunRecord, RunStatus, identity_differences,
-                                     read_clip_row, read_run_record, read_table, stored_run_record, write_clip_row,
-                                     write_run_record, write_table)
+from infvsr_bench.results.record import (CLIP_FILE, FORMAT_VERSION, RunKey, RunRecord, RunStatus, identity_differences,
+                                         read_clip_row, read_run_record, read_table, stored_run_record, write_clip_row,
+                                         write_run_record, write_table)
+from infvsr_bench.run.leases import Lease, describe, is_stale, read_holder
 
 __all__ = ["MergeSummary", "RunStore", "check_writable", "clip_folder_name", "environment", "git_state",
-           "write_table"]  # run_record's table writer, named here too
+           "write_table"]  # record's table writer, named here too
 
 log = logging.getLogger("infvsr_bench")
 RECORDED_PACKAGES = (
