@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from infvsr_bench.io.readers import is_hidden
 
@@ -21,6 +21,12 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def json_digest(data: Any) -> str:
+    """sha256 of ``data`` as canonical JSON (sorted keys, ``str`` for what JSON lacks): the one identity hash of
+    config-like data (a run's fingerprint, a training stage's digest, a benchmark recipe's)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _recorded(folder: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ its manifest), and refuses a root that overlaps the recipe's own source videos.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from infvsr_bench.checksums import sha256_file
+from infvsr_bench.checksums import json_digest, sha256_file
 from infvsr_bench.errors import ConfigError, InfvsrError
 from infvsr_bench.io.atomic import remove_dead_temps, temp_path
 from infvsr_bench.io.writers import open_writer
@@ -35,7 +34,7 @@ CONTENT_KEYS = ("name", "version", "scale", "seed", "storage", "degradation", "c
 def recipe_sha256(recipe: dict[str, Any]) -> str:
     """Hash of exactly what determines the stored content (not the folder, scoring options, ...)."""
     content = {k: recipe.get(k) for k in CONTENT_KEYS}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(content)
 
 
 def manifest_matches(root: Path, recipe: dict[str, Any]) -> bool:

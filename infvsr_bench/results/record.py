@@ -14,7 +14,6 @@ key as re-runs of one experiment.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from enum import Enum
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from infvsr_bench.checksums import json_digest
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.atomic import atomic_write, write_json
 from infvsr_bench.io.transcode import SCORE_THROUGH
@@ -224,7 +224,7 @@ def run_identity(config: Mapping[str, Any], method: Mapping[str, Any], metrics: 
 
 
 def fingerprint(identity: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(identity)
 
 
 def identity_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:

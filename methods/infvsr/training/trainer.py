@@ -11,7 +11,6 @@ line (``overwrite=true`` retrains it).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -20,7 +19,7 @@ from typing import Any
 
 import torch
 
-from infvsr_bench.checksums import sha256_file
+from infvsr_bench.checksums import json_digest, sha256_file
 from infvsr_bench.devices import resolve_device
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.io.atomic import write_bytes, write_json
@@ -36,10 +35,6 @@ log = logging.getLogger("infvsr_bench")
 SPECIAL_SOURCES = ("", "official")
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 # Fields that do not change what a step computes: changing them keeps a stage resumable.
 _BOOKKEEPING = ("steps", "log_every", "val_every", "checkpoint_every")
 
@@ -48,7 +43,7 @@ def stage_digest(cfg: TrainConfig, name: str, stage: StageConfig, upstream: dict
     """What shaped a stage's weights: architecture, data, seed, its name and place, options, inputs' digests."""
     options = {k: v for k, v in dataclasses.asdict(stage).items() if k not in _BOOKKEEPING}
     refs = {r: upstream.get(r, r) for r in (stage.init, stage.vae, stage.teacher)}
-    return _digest({"architecture": ARCHITECTURES.get(cfg.architecture).to_json(), "data": dataclasses.asdict(cfg.data),
+    return json_digest({"architecture": ARCHITECTURES.get(cfg.architecture).to_json(), "data": dataclasses.asdict(cfg.data),
                     "seed": cfg.seed, "stage": [name, list(cfg.stages).index(name)], "options": options,
                     "inputs": refs})
 
