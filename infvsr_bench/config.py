@@ -8,7 +8,7 @@ import typing
 from typing import Any, Callable, Dict, Mapping, Optional
 
 from infvsr_bench.errors import ConfigError, UnknownNameError
-from infvsr_bench.registry import did_you_mean
+from infvsr_bench.registry import Registry, did_you_mean
 
 
 @dataclasses.dataclass
@@ -130,10 +130,18 @@ def register_schemas() -> None:
 
     from infvsr_bench.metrics import METRIC_SETTINGS  # torch-free modules: the metrics themselves stay unloaded
 
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    store_defaults("metric_settings", METRIC_SETTINGS)
+
+
+def store_defaults(group: str, classes: Registry[type]) -> None:
+    """Each dataclass ``classes`` names, its field defaults stored in Hydra's ConfigStore as ``<group>/<name>``
+    (a config starts from them with ``/<group>/<name>@_here_``)."""
+    from hydra.core.config_store import ConfigStore
+
     store = ConfigStore.instance()
-    store.store(name="run_schema", node=RunConfig)
-    for name in METRIC_SETTINGS.names():
-        store.store(group="metric_settings", name=name, node=field_defaults(METRIC_SETTINGS.get(name)))
+    for name in classes.names():
+        store.store(group=group, name=name, node=field_defaults(classes.get(name)))
 
 
 def field_defaults(cls: type) -> dict[str, Any]:

@@ -4,21 +4,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from infvsr_bench.config import from_options
 from infvsr_bench.contracts import Method
 from infvsr_bench.registry import Registry
-from infvsr_bench.weights import WeightFile
+
+if TYPE_CHECKING:  # the catalogue module loads the file readers (cv2): the hooks' modules import it
+    from infvsr_bench.weights import WeightFile
 
 METHODS: Registry[type[Method]] = Registry("method")
-METHODS.register("bicubic", "methods.classical:Bicubic")
-METHODS.register("lanczos", "methods.classical:Lanczos")
-METHODS.register("precomputed", "methods.precomputed:Precomputed")
-METHODS.register("infvsr", "methods.infvsr.adapter:InfVSR")
-METHODS.register("realesrgan", "methods.realesrgan:RealESRGAN")
-METHODS.register("command", "methods.command:Command")
-METHODS.register("torch_module", "methods.torch_module:TorchModule")
+# Each method's Config dataclass, from a module that imports no torch (built-ins: methods/configs.py): the
+# CLI registers their defaults for the configs to start from (infvsr_bench.app.cli.register_all_schemas).
+METHOD_CONFIGS: Registry[type] = Registry("method config")
+
+
+def register_method(name: str, method: str, config: str) -> None:
+    """Register method ``name``: its class and that class's Config, each as 'module:Class' (the Config's
+    module must not import torch)."""
+    METHODS.register(name, method)
+    METHOD_CONFIGS.register(name, config)
+
+
+_CONFIGS = "methods.configs"
+register_method("bicubic", "methods.classical:Bicubic", f"{_CONFIGS}:ClassicalConfig")
+register_method("lanczos", "methods.classical:Lanczos", f"{_CONFIGS}:ClassicalConfig")
+register_method("precomputed", "methods.precomputed:Precomputed", f"{_CONFIGS}:PrecomputedConfig")
+register_method("infvsr", "methods.infvsr.adapter:InfVSR", f"{_CONFIGS}:InfVSRConfig")
+register_method("realesrgan", "methods.realesrgan:RealESRGAN", f"{_CONFIGS}:RealESRGANConfig")
+register_method("command", "methods.command:Command", f"{_CONFIGS}:CommandConfig")
+register_method("torch_module", "methods.torch_module:TorchModule", f"{_CONFIGS}:TorchModuleConfig")
 
 # Each method's weights hook: the catalogue files its options (a config mapping: ``weights``, ``weights_dir``, ...)
 # will load, for methods that load catalogued files. Its module imports no torch, so the CLI locates the files

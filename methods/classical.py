@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from infvsr_bench.contracts import Method
-
-
-@dataclasses.dataclass
-class ClassicalConfig:
-    scale: int = 4
-    chunk_size: int = 16
-    device: str = "cpu"
+from methods.configs import ClassicalConfig
 
 
 class PerFrame(Method):

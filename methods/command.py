@@ -70,6 +70,7 @@ from infvsr_bench.io.writers import FrameWriter, LosslessVideoWriter
 from infvsr_bench.results.store import clip_folder_name
 from infvsr_bench.weights import WeightsKind
 from methods.chunk_layout import ChunkRule
+from methods.configs import INPUT_FORMATS, CommandConfig
 
 log = logging.getLogger("infvsr_bench")
 
@@ -79,57 +80,10 @@ PLACEHOLDERS = (
     "wrappers",
 )
 CWD_PLACEHOLDERS = ("repo", "weights_dir", "wrappers", "python")
-INPUT_FORMATS = {"png": "", "ffv1": ".mkv", "x264rgb": ".mp4"}
 WRAPPERS = Path(__file__).resolve().parent / "wrappers"
 # Codecs and frame formats that store RGB exactly; anything else (H.264/HEVC, YUV, JPEG) counts as lossy.
 LOSSLESS_CODECS = {"ffv1", "png", "rawvideo", "huffyuv", "ffvhuff", "utvideo", "qtrle"}
 LOSSLESS_FRAMES = {".png", ".bmp", ".tif", ".tiff"}
-
-
-@dataclasses.dataclass
-class CommandConfig:
-    command: Any = ""  # shell string, or a list of arguments (no shell); see the module docstring
-    cwd: str = ""  # working directory of the tool ("" = this process's); {repo} etc. allowed
-    env: dict | None = None  # extra environment variables (placeholders allowed)
-    python: str = ""  # {python}: e.g. another venv's interpreter ("" = this interpreter)
-    repo: str = ""  # {repo}: the tool's clone
-    weights_dir: str = ""  # {weights_dir}: the tool's weights (a folder, or what the tool accepts there)
-    required: dict | None = None  # option -> what to give, e.g. {repo: "your FlashVSR clone"}: unset = error
-    input_format: str = "png"  # png (frame folder) | ffv1 (.mkv) | x264rgb (.mp4, libx264rgb crf 0)
-    frame_name: str = "{index:08d}.png"  # LR frame file names (png input)
-    frame_start: int = 0  # index of the first LR frame file
-    output: str = ""  # the clip's output under {out_dir} ("{clip}" allowed); "" = find the one output
-    timeout: float = 3600.0  # seconds per clip (0 = no limit)
-    frames_multiple: int = 1  # the tool needs frame counts = frames_offset (mod frames_multiple)
-    frames_offset: int = 0
-    frames_pad_min: int = 0  # pad at least this many frames (tools that drop frames at the end)
-    frames_min: int = 0  # pad clips shorter than this (tools with a minimum length)
-    size_multiple: int = 1  # pad the LR (edge pixels, right/bottom) to multiples of this; output cropped back
-    size_min: int = 0  # pad the LR to at least this height and width
-    scale: int = 4
-    chunk_size: int = 16  # LR frames per process() call and SR frames per chunk streamed back
-    device: str = "cuda:0"  # for the tool only ({device}); this process does no GPU work
-    work_dir: str = ""  # per-clip work folders go here ("" = a temporary folder, removed when the run ends)
-    keep_files: bool = False  # keep the LR/SR frames on disk after a clip (logs are always kept)
-    label: str = ""  # the external method's name, for records (e.g. flashvsr)
-    gpu_poll_seconds: float = 0.5  # nvidia-smi polling interval for the peak GPU memory
-    # The tool's own chunks, for boundary metrics (methods/chunk_layout.py), e.g. {first: 9, every: 12};
-    # None = unknown: boundary metrics are not applicable (the feed chunk_size is not the tool's).
-    chunk_layout: dict | None = None
-
-    def __post_init__(self) -> None:
-        ChunkRule.parse(self.chunk_layout)
-        if self.input_format not in INPUT_FORMATS:
-            raise ValueError(f"input_format must be one of {sorted(INPUT_FORMATS)}, got {self.input_format!r}")
-        if self.frames_multiple < 1 or not 0 <= self.frames_offset < self.frames_multiple:
-            raise ValueError("need frames_multiple >= 1 and 0 <= frames_offset < frames_multiple")
-        if min(self.frames_pad_min, self.frames_min, self.size_min, self.timeout) < 0 or self.size_multiple < 1:
-            raise ValueError("frames_pad_min, frames_min, size_min and timeout must be >= 0, size_multiple >= 1")
-        names = {f.name for f in dataclasses.fields(self)}
-        if not set(self.required or {}) <= names:
-            raise ValueError(f"required names unknown option(s) {sorted(set(self.required or {}) - names)}")
-        if not self.frame_name.lower().endswith(".png"):
-            raise ValueError(f"frame_name must end in .png, got {self.frame_name!r}")
 
 
 def padded_length(n: int, multiple: int, offset: int, pad_min: int = 0, minimum: int = 0) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Iterator
 
@@ -14,23 +13,7 @@ from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.io.readers import VIDEO_SUFFIXES, VideoReader, open_video
 from infvsr_bench.weights import WeightsKind
 from methods.chunk_layout import ChunkRule
-
-
-@dataclasses.dataclass
-class PrecomputedConfig:
-    root: str = ""
-    # Where a clip's output lives, relative to root: a frame folder or a video; "{clip}" is the name.
-    pattern: str = "{clip}"
-    scale: int = 4
-    chunk_size: int = 32
-    device: str = "cpu"
-    label: str = "precomputed"
-    # The producing tool's own chunks, for boundary metrics (methods/chunk_layout.py), e.g.
-    # {first: 9, every: 12}; None = unknown: boundary metrics are not applicable.
-    chunk_layout: dict | None = None
-
-    def __post_init__(self) -> None:
-        ChunkRule.parse(self.chunk_layout)
+from methods.configs import PrecomputedConfig
 
 
 class Precomputed(Method):

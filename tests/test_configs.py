@@ -115,6 +115,59 @@ def test_method_option_keys_are_the_config_dataclass_fields(choice):
         check_option_keys([f"method={choice}", "method.bogus=1"])
 
 
+def _chain(config: str) -> list[str]:
+    """``config`` and every config of its group it starts from (its bases, theirs, ...), nearest first."""
+    group, chain = config.split("/")[0], [config]
+    for each in chain:
+        chain += [f"{group}/{b}" for b in _bases(each) if not b.startswith("/")]
+    return chain
+
+
+@pytest.mark.parametrize("choice", METHOD_CHOICES)
+def test_method_config_starts_from_its_config_defaults_and_restates_none(choice):
+    """The Config dataclass holds the defaults (method_settings/<method>, infvsr_bench.app.cli.register_all_schemas);
+    a method config or a config it starts from includes them, and no config states a default again."""
+    from infvsr_bench.config import field_defaults
+
+    name = _composed("method", choice)["name"]
+    defaults, chain = field_defaults(METHODS.get(name).Config), _chain(f"method/{choice}")
+    assert any(f"/method_settings/{name}" in _bases(c) for c in chain)
+    for config in chain:
+        own = {k: v for k, v in _yaml(config).items() if k in defaults}
+        assert not {k: v for k, v in own.items() if v == defaults[k]}, f"{config} restates a Config default"
+    assert set(defaults) <= set(_composed("method", choice))  # every option shows in the resolved config
+
+
+def test_method_configs_registered_are_each_methods_own():
+    """METHOD_CONFIGS names, without loading the method, the very Config class the method is built with."""
+    from methods.base import METHOD_CONFIGS
+
+    assert {_composed("method", c)["name"] for c in METHOD_CHOICES} <= set(METHOD_CONFIGS.names())
+    for name in METHOD_CONFIGS.names():
+        assert METHOD_CONFIGS.get(name) is METHODS.get(name).Config, name
+
+
+def test_infvsr_config_accepts_exactly_the_vae_conv_forms():
+    """The torch-free InfVSRConfig validates the VAE conv form names whose kernels live in vae.py."""
+    from methods.configs import VAE_CONV_FORMS
+    from methods.infvsr import vae
+
+    assert set(VAE_CONV_FORMS) == set(vae.CONV_FORMS)
+
+
+def test_config_defaults_register_without_loading_any_method():
+    """Composing a config registers every method's Config defaults (and every metric's Settings); that loads
+    no method or metric module (torch, cv2, pyiqa): ``run --cfg job`` and ``build`` stay well under a second."""
+    heavy = ("torch", "cv2", "pyiqa", "pandas", *(f"methods.{m}" for m in (
+        "classical", "command", "precomputed", "realesrgan", "torch_module", "infvsr.adapter")))
+    code = (f"import sys; HEAVY = {heavy}; from infvsr_bench.app.cli import register_all_schemas; register_all_schemas(); "
+            "from hydra.core.config_store import ConfigStore; from methods import METHODS; "
+            "print(sorted(ConfigStore.instance().repo['method_settings']) == [f'{n}.yaml' for n in METHODS.names()], "
+            "sorted(m for m in sys.modules if m in HEAVY))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True []"
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -223,9 +276,7 @@ def test_metric_config_starts_from_its_settings_defaults_and_restates_none(colum
     from infvsr_bench.config import field_defaults
 
     cls = METRICS.get(_composed("metrics", column).get("metric", column))
-    defaults, chain = field_defaults(cls.Settings), [f"metrics/{column}"]
-    for config in chain:  # the config and every file it starts from
-        chain += [f"metrics/{b}" for b in _bases(config) if not b.startswith("/")]
+    defaults, chain = field_defaults(cls.Settings), _chain(f"metrics/{column}")
     assert not defaults or any(f"/metric_settings/{cls.name}" in _bases(c) for c in chain)
     for config in chain:
         own = {k: v for k, v in _yaml(config).items() if k in defaults}
@@ -265,7 +316,7 @@ def test_every_yaml_under_conf_loads():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from infvsr_bench.config import register_schemas
+    from infvsr_bench.app.cli import register_all_schemas
     from methods.infvsr.training.trainer import load_recipe
 
     files = {p.relative_to(conf_dir()).with_suffix("").as_posix() for p in conf_dir().rglob("*.yaml")}
@@ -273,7 +324,7 @@ def test_every_yaml_under_conf_loads():
     recipes = {f"train/{r}" for r in group_options("train")}
     for recipe in recipes:
         assert load_recipe(conf_dir() / "train", recipe.split("/")[1], []).name == recipe.split("/")[1]
-    register_schemas()
+    register_all_schemas()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher.gpus_per_task == 1 and "submitit" in cfg.hydra.launcher._target_

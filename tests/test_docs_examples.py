@@ -17,7 +17,7 @@ from conftest import REPO
 
 from infvsr_bench.app import cli
 from infvsr_bench.metrics import METRIC_SETTINGS, METRICS, build_metric, register_metric
-from methods import METHODS
+from methods import METHOD_CONFIGS, METHODS, register_method
 
 PAGE = REPO / "docs" / "extending.md"
 
@@ -42,7 +42,7 @@ def examples(tmp_path, monkeypatch):
     src, conf = tmp_path / "src", tmp_path / "conf"
     src.mkdir()
     shutil.copytree(cli.conf_dir(), conf)
-    for registry in (METRICS, METRIC_SETTINGS, METHODS):
+    for registry in (METRICS, METRIC_SETTINGS, METHODS, METHOD_CONFIGS):
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     monkeypatch.syspath_prepend(str(src))
     for path, code in files.items():
@@ -52,7 +52,7 @@ def examples(tmp_path, monkeypatch):
             (src / path).write_text(code, encoding="utf-8")
     for path, code in files.items():
         if path in ("infvsr_bench/metrics/__init__.py", "methods/base.py"):
-            exec(code, {"register_metric": register_metric, "METHODS": METHODS})
+            exec(code, {"register_metric": register_metric, "register_method": register_method})
     monkeypatch.setattr(cli, "conf_dir", lambda: conf)
     return tmp_path
 

@@ -68,10 +68,9 @@ def test_each_launcher_worker_gets_a_gpu_modulo_the_visible_ones():
 def test_slurm_launcher_config_composes_with_one_gpu_per_shard():
     from hydra import compose, initialize_config_dir
 
-    from infvsr_bench.app.cli import conf_dir
-    from infvsr_bench.config import register_schemas
+    from infvsr_bench.app.cli import conf_dir, register_all_schemas
 
-    register_schemas()
+    register_all_schemas()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
                       return_hydra_config=True)

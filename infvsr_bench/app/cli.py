@@ -226,14 +226,23 @@ def _preflight_weights(overrides: list[str]) -> None:
     locate(required_weights(str(options.get("name") or choice), options), options.get("weights_dir") or None)
 
 
+def register_all_schemas() -> None:
+    """All that composing conf/ needs in Hydra's ConfigStore: the core's (the run schema, metric_settings/<metric>)
+    and each method's Config defaults as ``method_settings/<method>`` (a method config starts from them:
+    ``defaults: [/method_settings/<method>@_here_, _self_]``). Loads no method (their Configs import no torch)."""
+    from infvsr_bench.config import register_schemas, store_defaults
+    from methods.base import METHOD_CONFIGS
+
+    register_schemas()
+    store_defaults("method_settings", METHOD_CONFIGS)
+
+
 def compose(overrides: list[str]):
     """The resolved config for ``overrides`` without starting a Hydra job (build, verify, tests)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from infvsr_bench.config import register_schemas
-
-    register_schemas()
+    register_all_schemas()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
 
@@ -241,13 +250,11 @@ def compose(overrides: list[str]):
 def cmd_run(overrides: list[str]) -> int:
     import hydra
 
-    from infvsr_bench.config import register_schemas
-
     if not any(o.startswith("--") or o == "-m" for o in overrides):
         check_overrides(overrides)
     else:
         check_option_values(overrides)
-    register_schemas()
+    register_all_schemas()
     status = {"code": 0}
     launching_pid = os.getpid()
 

@@ -20,48 +20,19 @@ import numpy as np
 import torch
 
 from infvsr_bench.contracts import Method
-from infvsr_bench.devices import check_dtype, resolve_dtype
+from infvsr_bench.devices import resolve_dtype
 from infvsr_bench.errors import ConfigError
 from infvsr_bench.weights import WeightsKind, group_dir, resolve_weights
-from infvsr_bench.weights_kind import check_weights_choice
+from methods.configs import InfVSRConfig
 from methods.infvsr.architecture import ARCHITECTURES, Architecture, Modules
 from methods.infvsr.checkpoints import load_official, read_safetensors
 from methods.infvsr.dit import WanDiTConfig
 from methods.infvsr.pipeline import InfVSRPipeline
 from methods.infvsr.scenes import Chunk, SceneChunker
-from methods.infvsr.vae import CONV_FORMS, TileConfig
-from methods.infvsr.weight_files import FILES, TINY_FILE, WEIGHTS_CHOICES, files_choice
+from methods.infvsr.vae import TileConfig
+from methods.infvsr.weight_files import FILES, TINY_FILE, files_choice
 
 log = logging.getLogger("infvsr_bench")
-
-
-@dataclasses.dataclass
-class InfVSRConfig:
-    weights_dir: str = ""  # the weights folder (default $INFVSR_WEIGHTS, else ~/.cache/infvsr_bench/weights); files in infvsr/
-    weights: str = "auto"  # auto | pretrained | tiny | random (module docstring); labels every result
-    device: str = "auto"
-    dtype: str = "auto"  # bfloat16 on CUDA, float32 on CPU
-    scale: int = 4
-    chunk_size: int = 12  # LR frames per process() call; InfVSR's own 9/12 chunking is internal
-    scene_detection: bool = True
-    scene_threshold: float = 27.0
-    reference_threshold: float = 27.0
-    rope_dtype: str = "float64"
-    vae_tile_threshold: int = 1024
-    upscale_on_device: bool = False
-    compile: bool = False  # torch.compile the DiT
-    compile_vae_norms: bool = False  # fuse each VAE norm+SiLU pair into one compiled kernel
-    # The VAE's stride-1 causal convs: conv3d, taps_summed or taps_stacked (same values to 1e-5); auto =
-    # conv3d for the official files (the parity-tested form), taps_summed for infvsr-tiny (2x faster on CPUs).
-    vae_conv_form: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_weights_choice(self.weights, WEIGHTS_CHOICES, "method 'infvsr'")
-        check_dtype(self.dtype, "method 'infvsr'")
-        if self.vae_conv_form not in ("auto", "conv3d", *CONV_FORMS):
-            raise ValueError(f"vae_conv_form must be auto, conv3d or one of {sorted(CONV_FORMS)}, got {self.vae_conv_form!r}")
-        if self.rope_dtype not in ("float64", "float32"):
-            raise ValueError(f"rope_dtype must be float64 or float32, got {self.rope_dtype!r}")
 
 
 def to_model_range(frames: np.ndarray) -> torch.Tensor:

@@ -17,9 +17,6 @@ FILES: dict[str, WeightFile] = {
 }
 # The infvsr-tiny model: <weights folder>/infvsr/infvsr_tiny.safetensors, else the copy shipped in tiny/.
 TINY_FILE = CATALOGUE["infvsr/infvsr_tiny.safetensors"]
-# auto: the official files when all are found, else infvsr-tiny; pretrained: the official files; tiny: infvsr-tiny;
-# random: the official files' layout holding random weights (tests), labelled random.
-WEIGHTS_CHOICES = ("auto", "pretrained", "tiny", "random")
 
 
 def files_choice(weights: str) -> str:
