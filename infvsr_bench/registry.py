@@ -47,3 +47,18 @@ class Registry(Generic[T]):
             target = getattr(importlib.import_module(module), attr)
             self._entries[name] = target
         return target
+
+
+class PairedRegistry(Generic[T]):
+    """Components and each one's options dataclass, registered together as lazy 'module:attr' strings: the
+    options' module imports no torch, so the CLI stores their defaults for the configs to start from
+    (``config.store_defaults``) without loading any component."""
+
+    def __init__(self, kind: str, options: str) -> None:
+        self.classes: Registry[T] = Registry(kind)
+        self.options: Registry[type] = Registry(f"{kind} {options}")
+
+    def register(self, name: str, component: str, options: str) -> None:
+        """Register ``name``: its class and that class's options dataclass, each as 'module:Class'."""
+        self.classes.register(name, component)
+        self.options.register(name, options)

@@ -8,23 +8,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from infvsr_bench.config import from_options
 from infvsr_bench.contracts import Method
-from infvsr_bench.registry import Registry
+from infvsr_bench.registry import PairedRegistry, Registry
 
 if TYPE_CHECKING:  # the catalogue module loads the file readers (cv2): the hooks' modules import it
     from infvsr_bench.weights import WeightFile
 
-METHODS: Registry[type[Method]] = Registry("method")
-# Each method's Config dataclass, from a module that imports no torch (built-ins: methods/configs.py): the
-# CLI registers their defaults for the configs to start from (infvsr_bench.app.cli.register_all_schemas).
-METHOD_CONFIGS: Registry[type] = Registry("method config")
-
-
-def register_method(name: str, method: str, config: str) -> None:
-    """Register method ``name``: its class and that class's Config, each as 'module:Class' (the Config's
-    module must not import torch)."""
-    METHODS.register(name, method)
-    METHOD_CONFIGS.register(name, config)
-
+# Each method's class and its Config dataclass (built-ins: methods/configs.py, which imports no torch).
+_REGISTERED: PairedRegistry[type[Method]] = PairedRegistry("method", "config")
+METHODS: Registry[type[Method]] = _REGISTERED.classes
+METHOD_CONFIGS: Registry[type] = _REGISTERED.options
+register_method = _REGISTERED.register
 
 _CONFIGS = "methods.configs"
 register_method("bicubic", "methods.classical:Bicubic", f"{_CONFIGS}:ClassicalConfig")

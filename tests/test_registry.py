@@ -26,3 +26,18 @@ def test_unknown_options_and_target_are_refused():
         build_method({"name": "bicubic", "_target_": "os.system"})
     with pytest.raises(ConfigError, match="channel must be 'y' or 'rgb'"):
         build_metric("psnr", {"channel": "lab"})
+
+
+def test_paired_registry_registers_a_component_and_its_options_together():
+    from infvsr_bench.registry import PairedRegistry
+
+    paired = PairedRegistry("widget", "settings")
+    paired.register("w", "collections:OrderedDict", "dataclasses:Field")
+    import collections
+    import dataclasses
+
+    assert paired.classes.get("w") is collections.OrderedDict and paired.options.get("w") is dataclasses.Field
+    with pytest.raises(ValueError, match="widget 'w' is already registered"):
+        paired.register("w", "collections:deque", "dataclasses:Field")
+    with pytest.raises(UnknownNameError, match="unknown widget settings 'v'; available: w"):
+        paired.options.get("v")

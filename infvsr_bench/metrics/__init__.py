@@ -6,20 +6,13 @@ from typing import Any, Mapping
 
 from infvsr_bench.config import from_options
 from infvsr_bench.metrics.base import Metric, MetricKind, MetricResult, PerFrameMetric
-from infvsr_bench.registry import Registry
+from infvsr_bench.registry import PairedRegistry, Registry
 
-METRICS: Registry[type[Metric]] = Registry("metric")
-# Each metric's Settings dataclass, from a module that imports no torch (built-ins: metrics/settings.py): the
-# CLI registers their defaults for the configs to start from (infvsr_bench.config.register_schemas).
-METRIC_SETTINGS: Registry[type] = Registry("metric settings")
-
-
-def register_metric(name: str, metric: str, settings: str) -> None:
-    """Register metric ``name``: its class and that class's Settings, each as 'module:Class' (the Settings'
-    module must not import torch)."""
-    METRICS.register(name, metric)
-    METRIC_SETTINGS.register(name, settings)
-
+# Each metric's class and its Settings dataclass (built-ins: metrics/settings.py, which imports no torch).
+_REGISTERED: PairedRegistry[type[Metric]] = PairedRegistry("metric", "settings")
+METRICS: Registry[type[Metric]] = _REGISTERED.classes
+METRIC_SETTINGS: Registry[type] = _REGISTERED.options
+register_metric = _REGISTERED.register
 
 _SETTINGS = "infvsr_bench.metrics.settings"
 register_metric("psnr", "infvsr_bench.metrics.pixel:PSNR", f"{_SETTINGS}:PSNRSettings")
