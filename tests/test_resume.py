@@ -1,4 +1,5 @@
-"""kill -9 in the middle of a run leaves no torn file; re-running finishes with identical results."""
+"""kill -9 in the middle of a run leaves no torn file; re-running finishes with identical results. The run
+writes its tables once, at its end; a killed run's finished clips are reported from its clip folders."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
-from conftest import REPO, downscale, real_frames, write_clip
+from conftest import REPO, clips_folder, downscale, real_frames, write_clip
+
+import infvsr_bench.results.store as store_module
+from infvsr_bench.app.cli import main
+from infvsr_bench.results.merge import load_runs
+from infvsr_bench.results.record import DatasetRecord, RunRecord
+from infvsr_bench.results.store import RunStore
 
 METRIC_COLUMNS = ["clip", "frame", "psnr", "ssim"]
+
+
+REBUILT_NOTE = "tables rebuilt from its clip folders: the run did not finish"
 
 
 def _start(root, out):
@@ -40,9 +51,11 @@ def test_kill_9_mid_clip_then_resume(tmp_path):
     proc.wait()
     assert first_done.exists()
     assert not (run_dir / "clips" / "clip1" / "clip.json").exists(), "kill landed after clip1 finished"
-    # Whatever is on disk is complete: every table parses, no temp file is mistaken for a result.
-    partial = pd.read_parquet(run_dir / "frames.parquet")
-    assert set(partial["clip"]) == {"clip0"}
+    # No tables yet (written once, at the run's end); the report shows the finished clip, built from its folder.
+    assert not (run_dir / "clips.parquet").exists() and not (run_dir / "frames.parquet").exists()
+    merged = load_runs([str(run_dir)])
+    assert list(merged.clips["clip"]) == ["clip0"] and set(merged.frames["clip"]) == {"clip0"}
+    assert f"{run_dir}: {REBUILT_NOTE}" in merged.notes
     first_mtime = first_done.stat().st_mtime_ns
 
     resumed = _start(root, tmp_path / "killed")
@@ -58,3 +71,51 @@ def test_kill_9_mid_clip_then_resume(tmp_path):
     clean_frames = pd.read_parquet(tmp_path / "clean" / "folder" / "bicubic" / "frames.parquet")[METRIC_COLUMNS]
     pd.testing.assert_frame_equal(resumed_frames, clean_frames)
     assert len(clean_frames) == 416
+
+
+def _record(clips: list[str]) -> RunRecord:
+    return RunRecord(config={}, identity={}, fingerprint="f" * 64, method={"name": "m"}, metrics=[],
+                     dataset=DatasetRecord("d", 4, clips), environment={}, started="2020-01-01T00:00:00")
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_killed_after_one_of_two_clips_is_reported_with_it_and_a_note_without_writing(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.begin(_record(["a", "b"]), overwrite=False)
+    store.write_clip("a", pd.DataFrame({"clip": "a", "frame": [0, 1], "psnr": [30.0, 31.0]}),
+                     {"clip": "a", "status": "ok", "reason": None, "frames": 2, "psnr": 30.5, "method_seconds": 1.0,
+                      "method_peak_rss_mib": 1.0, "process_peak_rss_mib": 1.0})
+    before = _files(store.dir)
+    killed = load_runs([str(store.dir)])
+    assert _files(store.dir) == before  # report never writes into a run folder
+    assert f"{store.dir}: {REBUILT_NOTE}" in killed.notes
+    assert killed.clips["clip"].tolist() == ["a"] and killed.frames["psnr"].tolist() == [30.0, 31.0]
+    store.merge()  # the tables a finished merge writes: read back, the same values, and no note
+    merged = load_runs([str(store.dir)])
+    assert not any(REBUILT_NOTE in n for n in merged.notes)
+    pd.testing.assert_frame_equal(killed.clips, merged.clips)
+    pd.testing.assert_frame_equal(killed.frames, merged.frames)
+    store.write_clip("b", None, {"clip": "b", "status": "failed", "reason": "x", "frames": 0})  # tables now behind
+    later = load_runs([str(store.dir)])
+    assert f"{store.dir}: {REBUILT_NOTE}" in later.notes and later.clips["clip"].tolist() == ["a", "b"]
+
+
+def test_a_run_of_three_clips_writes_its_tables_once(tmp_path, monkeypatch):
+    root = clips_folder(tmp_path / "data", {"c0": 3, "c1": 3, "c2": 3})
+    writes: list[Path] = []
+    write_table = store_module.write_table
+
+    def counted(df, path, csv=True):
+        writes.append(path)
+        write_table(df, path, csv)
+
+    monkeypatch.setattr(store_module, "write_table", counted)
+    assert main(["run", "dataset=folder", f"dataset.root={root}", f"output_root={tmp_path / 'runs'}",
+                 "progress=false", "metrics=[psnr]"]) == 0
+    run_dir = tmp_path / "runs" / "folder" / "bicubic"
+    assert sorted(p.name for p in writes if p.parent == run_dir) == ["clips.parquet", "frames.parquet"]
+    assert len([p for p in writes if p.parent.parent == run_dir / "clips"]) == 3  # each clip's frames, once
+    assert pd.read_parquet(run_dir / "clips.parquet")["clip"].tolist() == ["c0", "c1", "c2"]

@@ -22,7 +22,7 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.results.merge import load_runs
 from infvsr_bench.results.record import (FORMAT_VERSION, DatasetRecord, RunKey, RunRecord, RunStatus, fingerprint,
                                          read_run_record, run_identity, write_clip_row, write_table)
-from infvsr_bench.results.store import RunStore, clip_folder_name
+from infvsr_bench.results.store import RunStore, build_tables, clip_folder_name
 
 # A ``run`` that waits, once its run identity is known, until the test releases every racer at once.
 RACER = """
@@ -119,7 +119,7 @@ def test_every_clip_row_carries_the_fingerprint_it_was_computed_under(tmp_path):
     store.begin(_record(["a"], "1" * 64), overwrite=False)
     store.write_clip("a", None, {"clip": "a", "status": "ok", "reason": None, "frames": 1})
     assert json.loads((store.clips_dir / "a" / "clip.json").read_text())["fingerprint"] == "1" * 64
-    assert store.consolidate(["a"])[1]["fingerprint"].tolist() == ["1" * 64]
+    assert build_tables(store.dir, ["a"], store.key).clips["fingerprint"].tolist() == ["1" * 64]
 
 
 def test_begin_refuses_another_identity_in_one_line_and_keeps_the_start_of_the_same_run(tmp_path):

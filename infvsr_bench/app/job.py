@@ -130,7 +130,7 @@ def _execute(cfg: DictConfig, run_dir: Path, closing: contextlib.ExitStack) -> i
     log.info("run %s: shard %d of %d: %d of %d clips, method %s, metrics %s", run_dir, shard.index, shard.count,
              len(mine), len(data.clips), method.name, [m.column for m in metrics])
     try:
-        run_all(mine, method, metrics, store, options, memory, run_clips=data.clips)
+        run_all(mine, method, metrics, store, options, memory)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finished clips are kept, the record says interrupted
         store.merge(shard.lease_timeout_s, interrupted=True)
         raise

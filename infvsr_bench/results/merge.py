@@ -11,7 +11,8 @@ fingerprint, so the same method, dataset, data and config, whatever their run_na
 finished clips, then more clips asked; the newer wins only an exact tie. Every row is then one run
 identity: runs that would share a display name on a dataset are shown apart, each named by its
 fingerprint (``name@<fingerprint>``). Random-weight results are refused; a run whose tables cannot be
-read is left out, and clip rows computed under another run fingerprint are, with a note each.
+read is left out, and clip rows computed under another run fingerprint are, with a note each. A run that did
+not finish (no tables, or tables older than its clips) is read from its clip folders, with a note.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import dataclasses
 import glob
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -30,8 +32,10 @@ from infvsr_bench.errors import ConfigError
 from infvsr_bench.report.columns import derived_columns, derived_info
 from infvsr_bench.results.record import (RUN_FILE, RunKey, RunRecord, RunStatus, identity_differences, is_run_folder,
                                          read_run_record, read_table)
+from infvsr_bench.results.store import RunTables, build_tables, tables_behind
 from infvsr_bench.weights import WeightsKind
 
+T = TypeVar("T")
 FINISHED = (RunStatus.COMPLETE, RunStatus.COMPLETE_WITH_FAILURES)  # statuses of a job that ended
 
 
@@ -44,6 +48,7 @@ class Run:
     clips: pd.DataFrame  # clips.parquet: a row per clip (ok / failed with the reason); metric columns as merged
     alias: str | None = None  # set when runs of different identities would otherwise share a display name
     dataset_alias: str | None = None  # set when runs of one dataset name are on different data
+    built: RunTables | None = None  # its tables as built in memory from its clip folders (it did not finish)
 
     @property
     def method(self) -> str:
@@ -131,10 +136,10 @@ def _why_chosen(chosen: Run, other: Run) -> str:
     return "equally complete and newer"
 
 
-def _read_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
-    """A run's parquet table; None, with a note naming the file, when it cannot be read."""
+def _noted(path: Path, notes: list[str], read: Callable[[], T]) -> T | None:
+    """What ``read`` returns; None, with a note naming ``path``, when a parquet table it reads cannot be read."""
     try:
-        return read_table(path)
+        return read()
     except ConfigError as exc:  # written by another format version
         notes.append(f"skipped: {exc}")
         return None
@@ -142,6 +147,11 @@ def _read_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
         text = str(exc).strip()
         notes.append(f"{path}: skipped, unreadable ({text.splitlines()[0] if text else type(exc).__name__})")
         return None
+
+
+def _read_table(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """A run's parquet table; None, with a note naming the file, when it cannot be read."""
+    return _noted(path, notes, lambda: read_table(path))
 
 
 def _read_run(path: Path, notes: list[str]) -> Run | None:
@@ -155,7 +165,12 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
     except KeyError as exc:
         notes.append(f"{path}: skipped, run.json has no usable method name ({exc})")
         return None
-    if not (path / "clips.parquet").exists():
+    if tables_behind(path, run.record.dataset.clips):
+        # built by the code merge writes them with, in memory: report never writes into a run folder
+        run.built = _noted(path, notes, lambda: build_tables(path, run.record.dataset.clips, run.record.key))
+        if run.built is None:
+            return None
+    if not (path / "clips.parquet").exists() and (run.built is None or not len(run.built.clips)):
         notes.append(f"{path}: skipped, no results yet")
         return None
     if run.record.method.get("weights") == WeightsKind.RANDOM:
@@ -165,7 +180,10 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
     if random_metrics:
         notes.append(f"{path}: refused, metric(s) {random_metrics} ran with random weights")
         return None
-    clips = _read_table(path / "clips.parquet", notes)
+    if run.built is not None:
+        notes.append(f"{path}: tables rebuilt from its clip folders: the run did not finish")
+        notes += [f"{path}: left out {clip}: {why}" for clip, why in run.built.foreign.items()]
+    clips = run.built.clips if run.built is not None else _read_table(path / "clips.parquet", notes)
     if clips is None:
         return None
     if "fingerprint" in clips:  # a worker of another run rebuilt the tables after this record was written
@@ -180,6 +198,8 @@ def _read_run(path: Path, notes: list[str]) -> Run | None:
 
 def _frames_and_curves(run: Run, notes: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None] | None:
     """The run's per-frame and curve tables (None where it has none); None when one cannot be read."""
+    if run.built is not None:
+        return run.built.frames, run.built.curves
     tables = []
     for path in (run.path / "frames.parquet", run.path / "curves.parquet"):
         table = _read_table(path, notes) if path.exists() else None

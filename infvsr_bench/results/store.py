@@ -15,8 +15,10 @@ The files' formats (run.json, clip.json, the parquet tables, each versioned) are
 file is written atomically (``io.atomic``), so ``kill -9`` never leaves a torn file. Any number
 of workers may share a folder: the first to begin makes it its run's (``begin``: identity checked and
 written under a lock, so a worker of another run is refused), clips are claimed with leases, and the
-tables are rebuilt from the clip files by whichever worker finishes last and by ``merge`` (the same
-files give the same tables), from the rows of the record's run key only.
+tables are built from the clip files (``build_tables``) by each worker's ``merge`` at its end, so the last
+to end leaves them whole (the same files give the same tables), from the rows of the record's run key only.
+A killed run leaves no tables, or tables older than its clips (``tables_behind``): ``report`` then builds
+them in memory from the clip folders.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ from infvsr_bench.results.record import (CLIP_FILE, FORMAT_VERSION, RunKey, RunR
                                          write_run_record, write_table)
 from infvsr_bench.run.leases import Lease, describe, is_stale, read_holder
 
-__all__ = ["MergeSummary", "RunStore", "check_writable", "clip_folder_name", "environment", "git_state",
-           "write_table"]  # record's table writer, named here too
+__all__ = ["MergeSummary", "RunStore", "RunTables", "build_tables", "check_writable", "clip_folder_name",
+           "environment", "git_state", "tables_behind",
+           "write_table",  # record's table writer, named here too
+           "write_tables"]
 
 log = logging.getLogger("infvsr_bench")
 RECORDED_PACKAGES = (
@@ -138,6 +142,79 @@ def check_writable(folder: Path) -> None:
         raise ConfigError(f"output folder {folder} is not writable: {exc.strerror or exc}") from None
 
 
+def _stored_row(clips_dir: Path, clip: str) -> tuple[RunKey, dict[str, Any]] | None:
+    """The row stored for ``clip`` and the run key it was written under; None when absent, unreadable or
+    naming another clip."""
+    found = read_clip_row(clips_dir / clip_folder_name(clip))
+    return found if found is not None and found[1].get("clip") == clip else None
+
+
+@dataclass
+class RunTables:
+    """A run folder's tables as built from its clip files: the rows written under one run key, in dataset order."""
+
+    frames: pd.DataFrame
+    clips: pd.DataFrame
+    curves: pd.DataFrame | None  # None: no clip has curves
+    foreign: dict[str, str]  # clip whose row was written under another run key -> why it does not belong
+
+
+def build_tables(run_dir: Path, clip_order: list[str], key: RunKey) -> RunTables:
+    """The tables of the rows in ``run_dir``'s clip folders written under ``key``, in ``clip_order``; reads
+    only (``merge`` writes them, ``report`` builds them in memory for a run that did not finish)."""
+    clips_dir = Path(run_dir) / "clips"
+    rows, frames, curves, foreign = [], [], [], {}
+    for clip in clip_order:
+        found = _stored_row(clips_dir, clip)
+        if found is None:
+            continue
+        written_under, row = found
+        if written_under.fingerprint != key.fingerprint:
+            foreign[clip] = (f"computed under run fingerprint {str(written_under.fingerprint)[:10]}, "
+                             f"not this run's {str(key.fingerprint)[:10]} (another run wrote it)")
+            continue
+        if written_under != key:
+            foreign[clip] = f"written by run format {written_under.format_version!r}, not {key.format_version}"
+            continue
+        rows.append(row)
+        folder = clips_dir / clip_folder_name(clip)
+        if row.get("status") == "ok":
+            if (folder / "frames.parquet").exists():
+                frames.append(read_table(folder / "frames.parquet"))
+            if (folder / "curves.parquet").exists():
+                curves.append(read_table(folder / "curves.parquet"))
+    return RunTables(
+        frames=pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["clip", "frame"]),
+        clips=pd.DataFrame(rows),
+        curves=pd.concat(curves, ignore_index=True) if curves else None,
+        foreign=foreign,
+    )
+
+
+def write_tables(run_dir: Path, tables: RunTables) -> None:
+    """The run-level tables (parquet and CSV) of ``tables`` into ``run_dir``; curves only when a clip has them."""
+    write_table(tables.clips, run_dir / "clips.parquet")
+    write_table(tables.frames, run_dir / "frames.parquet")
+    if tables.curves is not None:
+        write_table(tables.curves, run_dir / "curves.parquet")
+
+
+def tables_behind(run_dir: Path, clip_order: list[str]) -> bool:
+    """Whether ``run_dir``'s tables are missing or older than one of its clip rows: written by no merge since
+    its last clip finished (the run was killed, or a worker is still running)."""
+    try:
+        written = min((run_dir / f"{name}.parquet").stat().st_mtime_ns for name in ("clips", "frames"))
+    except OSError:
+        return True
+    for clip in clip_order:
+        try:
+            if (run_dir / "clips" / clip_folder_name(clip) / CLIP_FILE).stat().st_mtime_ns > written:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class RunStore:
     """One run folder: knows which clips are finished and writes results atomically."""
 
@@ -199,16 +276,10 @@ class RunStore:
         """The run this worker writes clips of."""
         return RunKey(FORMAT_VERSION, self.fingerprint)
 
-    def _stored_row(self, clip: str) -> tuple[RunKey, dict[str, Any]] | None:
-        """The row stored for ``clip`` and the run key it was written under; None when absent, unreadable or
-        naming another clip."""
-        found = read_clip_row(self.clips_dir / clip_folder_name(clip))
-        return found if found is not None and found[1].get("clip") == clip else None
-
     def clip_row(self, clip: str) -> dict[str, Any] | None:
         """The stored row of ``clip`` computed under this worker's run; None when absent, unreadable,
         naming another clip or written under another run key (to be done again)."""
-        found = self._stored_row(clip)
+        found = _stored_row(self.clips_dir, clip)
         return found[1] if found is not None and found[0] == self.key else None
 
     def is_finished(self, clip: str) -> bool:
@@ -254,47 +325,6 @@ class RunStore:
                 out.append((st.st_ino, st.st_mtime_ns, st.st_size))
         return out
 
-    def consolidate(self, clip_order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Rebuild the run-level tables from the clip files, in dataset order. Done again when a row
-        changed meanwhile, so the last worker to write leaves tables holding every row."""
-        while True:
-            before = self._snapshot(clip_order)
-            frames, clips, _ = self._consolidate_once(clip_order, self.key)
-            if self._snapshot(clip_order) == before:
-                return frames, clips
-
-    def _consolidate_once(self, clip_order: list[str], key: RunKey
-                          ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-        """The tables of the rows written under ``key``, written; and the clips whose row was written
-        under another (clip -> why it does not belong)."""
-        rows, frames, curves, foreign = [], [], [], {}
-        for clip in clip_order:
-            found = self._stored_row(clip)
-            if found is None:
-                continue
-            written_under, row = found
-            if written_under.fingerprint != key.fingerprint:
-                foreign[clip] = (f"computed under run fingerprint {str(written_under.fingerprint)[:10]}, "
-                                 f"not this run's {str(key.fingerprint)[:10]} (another run wrote it)")
-                continue
-            if written_under != key:
-                foreign[clip] = f"written by run format {written_under.format_version!r}, not {key.format_version}"
-                continue
-            rows.append(row)
-            folder = self.clips_dir / clip_folder_name(clip)
-            if row.get("status") == "ok":
-                if (folder / "frames.parquet").exists():
-                    frames.append(read_table(folder / "frames.parquet"))
-                if (folder / "curves.parquet").exists():
-                    curves.append(read_table(folder / "curves.parquet"))
-        clips_df = pd.DataFrame(rows)
-        frames_df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["clip", "frame"])
-        write_table(clips_df, self.dir / "clips.parquet")
-        write_table(frames_df, self.dir / "frames.parquet")
-        if curves:
-            write_table(pd.concat(curves, ignore_index=True), self.dir / "curves.parquet")
-        return frames_df, clips_df, foreign
-
     def merge(self, lease_timeout_s: float = 120.0, interrupted: bool = False) -> "MergeSummary":
         """Rebuild the tables of the run in this folder (its clips from its record) and set the
         record's status, counts, timings and end time from the clip files alone, so merging twice,
@@ -307,8 +337,10 @@ class RunStore:
                 record = read_run_record(self.dir)
                 order = record.dataset.clips
                 before = self._snapshot(order)
-                frames, clips, foreign = self._consolidate_once(order, record.key)
-                summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s, foreign)
+                tables = build_tables(self.dir, order, record.key)
+                write_tables(self.dir, tables)
+                frames, clips = tables.frames, tables.clips
+                summary = MergeSummary.of(frames, clips, order, self, lease_timeout_s, tables.foreign)
                 if interrupted and summary.status not in (RunStatus.COMPLETE, RunStatus.RUNNING):
                     summary.status = RunStatus.INTERRUPTED
                 ok = clips[clips["status"] == "ok"] if len(clips) else clips

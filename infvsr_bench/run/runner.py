@@ -341,15 +341,11 @@ def run_all(
     store: RunStore,
     options: RunOptions = RunOptions(),
     memory: MemoryAccounts | None = None,
-    run_clips: list[str] | None = None,
 ) -> None:
     """Run every unfinished clip of ``clips``, writing each clip's files into ``store``. Finished clips are
     skipped and failed ones retried, except those another worker failed since this call began; a clip
-    leased by another worker is left to it. After each clip the tables of ``run_clips`` (the whole run's
-    clips in order; default ``clips``) are rebuilt, so a run killed with kill -9 leaves tables holding
-    every finished clip (``report`` reads only the tables); the final tables and the record are the
-    caller's ``store.merge``."""
-    order = run_clips or [c.name for c in clips]
+    leased by another worker is left to it. The run's tables and record are the caller's ``store.merge``, once
+    at the end (a run killed with kill -9 leaves none: ``report`` builds them from the clip folders)."""
     memory = memory or MemoryAccounts.for_method(method)
     suffix = {"png": ""}.get(options.output_codec, ".mkv")
     began = time.time()
@@ -379,7 +375,6 @@ def run_all(
                             clip.name, describe(lease.lost_to))
                 continue
             store.write_clip(clip.name, outcome.frames, outcome.row, outcome.curves)
-        store.consolidate(order)
 
 
 def _attempt(clip: str, work: Callable[[], ClipOutcome]) -> ClipOutcome | None:
