@@ -119,3 +119,25 @@ def test_a_run_of_three_clips_writes_its_tables_once(tmp_path, monkeypatch):
     assert sorted(p.name for p in writes if p.parent == run_dir) == ["clips.parquet", "frames.parquet"]
     assert len([p for p in writes if p.parent.parent == run_dir / "clips"]) == 3  # each clip's frames, once
     assert pd.read_parquet(run_dir / "clips.parquet")["clip"].tolist() == ["c0", "c1", "c2"]
+
+
+def test_tables_are_behind_only_when_a_clip_row_is_newer_than_them(tmp_path):
+    """A folder whose tables were written without clip folders (an imported or hand-made run: every report test
+    writes them so) is read from its tables; clip rows newer than clips.parquet, or rows with no tables, are behind."""
+    from infvsr_bench.results.record import CLIP_FILE, write_table
+    from infvsr_bench.results.store import clip_folder_name, tables_behind
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert not tables_behind(run, ["a"])  # nothing at all: nothing to rebuild from
+    write_table(pd.DataFrame({"clip": ["a"], "status": ["ok"]}), run / "clips.parquet", csv=False)
+    assert not tables_behind(run, ["a"])  # tables only (no frames.parquet either): they are all there is
+    row = run / "clips" / clip_folder_name("a") / CLIP_FILE
+    row.parent.mkdir(parents=True)
+    row.write_text("{}")
+    os.utime(row, ns=(time.time_ns(), (run / "clips.parquet").stat().st_mtime_ns + 1))
+    assert tables_behind(run, ["a"])  # a row the tables do not hold yet
+    os.utime(row, ns=(time.time_ns(), (run / "clips.parquet").stat().st_mtime_ns - 10**9))
+    assert not tables_behind(run, ["a"])
+    (run / "clips.parquet").unlink()
+    assert tables_behind(run, ["a"])  # rows and no tables: a killed run

@@ -200,19 +200,22 @@ def write_tables(run_dir: Path, tables: RunTables) -> None:
 
 
 def tables_behind(run_dir: Path, clip_order: list[str]) -> bool:
-    """Whether ``run_dir``'s tables are missing or older than one of its clip rows: written by no merge since
-    its last clip finished (the run was killed, or a worker is still running)."""
-    try:
-        written = min((run_dir / f"{name}.parquet").stat().st_mtime_ns for name in ("clips", "frames"))
-    except OSError:
-        return True
+    """Whether ``run_dir`` has clip rows that its tables do not hold yet: the tables are missing, or older than
+    one of its rows (no merge since its last clip finished: the run was killed, or a worker is still running).
+    A folder without clip rows has nothing to rebuild from: its tables, if any, are all there is."""
+    rows = []
     for clip in clip_order:
         try:
-            if (run_dir / "clips" / clip_folder_name(clip) / CLIP_FILE).stat().st_mtime_ns > written:
-                return True
+            rows.append((run_dir / "clips" / clip_folder_name(clip) / CLIP_FILE).stat().st_mtime_ns)
         except OSError:
             continue
-    return False
+    if not rows:
+        return False
+    try:
+        written = (run_dir / "clips.parquet").stat().st_mtime_ns
+    except OSError:
+        return True
+    return max(rows) > written
 
 
 class RunStore:
